@@ -1,0 +1,313 @@
+"""Load, check and compile every spec into the catalog the gateway serves.
+
+Fail fast: each problem is reported as `file: $.json.path: message`, all of them at once, and a catalog
+with any problem is never served. Compilation happens here once (templates, paths, request schemas,
+shape tables), so the request path only evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+from engine import context, normalize  # noqa: F401  (normalize registers the operations)
+from engine.canonical import Canonical
+from engine.errors import model_not_found
+from engine.operations import apply_all, compile_keywords
+from engine.paths import PathError
+from engine.provider import Provider, compile_provider
+from engine.request_schema import RequestValidator, build
+from engine.shape import ShapeSpec
+from engine.templates import TemplateError
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = ROOT / "schemas"
+MAX_SPEC_FILE_BYTES = 1024 * 1024
+
+
+class SpecErrors(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Route:
+    provider: Provider
+    upstream_model: str
+    priority: int
+    weight: float
+    values: dict[str, Any]
+    native_n: int
+
+
+@dataclass
+class Model:
+    id: str
+    file: str
+    spec: dict[str, Any]
+    keywords: dict[str, Any]
+    validators: dict[str, RequestValidator]
+    routes: list[Route]
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return str(self.spec["kind"])
+
+    def schemas(self) -> dict[str, Any]:
+        return {op: v.schema for op, v in self.validators.items()}
+
+    def canonical(self, body: Mapping[str, Any], operation: str = "generate") -> Canonical:
+        return apply_all(self.keywords, Canonical(model_id=self.id, operation=operation, body=body))
+
+    def to_openai(self, created: int) -> dict[str, Any]:
+        return {"id": self.id, "object": "model", "created": created, "owned_by": self.spec.get("owned_by", "mediagate"),
+                "name": self.spec.get("name", self.id), "kind": self.kind, "operations": list(self.spec["operations"]),
+                "aliases": list(self.aliases), "providers": sorted({r.provider.id for r in self.routes})}
+
+
+@dataclass
+class Catalog:
+    models: dict[str, Model]
+    providers: dict[str, Provider]
+    names: dict[str, Model]
+    files: list[str]
+
+    def resolve(self, name: Any) -> tuple[Model, str | None]:
+        """`id`, an alias, or `provider/model` (forces that provider); 404 otherwise."""
+        if not isinstance(name, str) or not name:
+            raise model_not_found(str(name))
+        if name in self.names:
+            return self.names[name], None
+        prefix, _, rest = name.partition("/")
+        if rest and prefix in self.providers and rest in self.names:
+            model = self.names[rest]
+            if any(r.provider.id == prefix for r in model.routes):
+                return model, prefix
+        raise model_not_found(name)
+
+
+# ------------------------------------------------------------------ files
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def default_spec_dirs() -> list[Path]:
+    env = os.environ.get("MEDIAGATE_SPEC_DIRS")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [ROOT]
+
+
+def spec_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """Model and provider files under each path (a root holding models.d/ and providers.d/, one of them, or files)."""
+    models: list[Path] = []
+    providers: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            (providers if p.parent.name == "providers.d" else models).append(p)
+            continue
+        if (p / "models.d").is_dir() or (p / "providers.d").is_dir():
+            models += sorted((p / "models.d").glob("*.y*ml")) if (p / "models.d").is_dir() else []
+            providers += sorted((p / "providers.d").glob("*.y*ml")) if (p / "providers.d").is_dir() else []
+        elif p.name == "providers.d":
+            providers += sorted(p.glob("*.y*ml"))
+        elif p.is_dir():
+            models += sorted(p.glob("*.y*ml"))
+    return models, providers
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / name).read_text()))
+
+
+def _read(path: Path, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
+    name = str(path)
+    if path.stat().st_size > MAX_SPEC_FILE_BYTES:
+        problems.append(f"{name}: $: file is larger than {MAX_SPEC_FILE_BYTES} bytes")
+        return None
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.append(f"{name}: $: not valid YAML: {str(exc).splitlines()[0] if str(exc) else exc}")
+        return None
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    for err in errors:
+        problems.append(f"{name}: {err.json_path}: {_schema_message(err)}")
+    return None if errors else data
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        return f"unknown key: {err.message.split('(')[-1].rstrip(')')}"
+    if err.validator == "oneOf" and err.context:
+        return min(err.context, key=lambda e: len(e.path)).message
+    return err.message
+
+
+# ------------------------------------------------------------------ compile
+
+def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+    """The catalog for these spec paths, or SpecErrors listing every problem."""
+    env = os.environ if env is None else env
+    model_files, provider_files = spec_files(paths if paths is not None else default_spec_dirs())
+    problems: list[str] = []
+    if not model_files:
+        problems.append("models.d: $: no model files found")
+    mv, pv = _validator("model.schema.json"), _validator("provider.schema.json")
+
+    raw: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for path in provider_files:
+        spec = _read(path, pv, problems)
+        if spec is None:
+            continue
+        if spec["id"] in raw:
+            problems.append(f"{path}: $.id: duplicate provider id {spec['id']!r} (also in {raw[spec['id']][0]})")
+            continue
+        raw[spec["id"]] = (path, spec)
+    providers: dict[str, Provider] = {}
+    for pid, (path, spec) in raw.items():
+        merged = _extended(pid, raw, f"{path}", problems)
+        if merged is None:
+            continue
+        missing = [k for k in ("base_url", "operations") if k not in merged]
+        if missing:
+            problems.append(f"{path}: $: {missing[0]!r} is a required property (here or in the provider it extends)")
+            continue
+        try:
+            providers[pid] = compile_provider(merged, str(path), env)
+        except (TemplateError, PathError) as exc:
+            problems.append(f"{path}: {exc}")
+
+    models: dict[str, Model] = {}
+    names: dict[str, Model] = {}
+    for path in model_files:
+        spec = _read(path, mv, problems)
+        if spec is None:
+            continue
+        model = _compile_model(spec, str(path), providers, problems)
+        if model is None:
+            continue
+        clash = [n for n in [model.id, *model.aliases] if n in names]
+        for n in clash:
+            problems.append(f"{path}: $.{'id' if n == model.id else 'aliases'}: {n!r} is already used by {names[n].file}")
+        if clash:
+            continue
+        models[model.id] = model
+        for n in [model.id, *model.aliases]:
+            names[n] = model
+    if problems:
+        raise SpecErrors(problems)
+    return Catalog(models, providers, names, [str(p) for p in model_files + provider_files])
+
+
+def _deep_merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _deep_merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
+def _extended(pid: str, raw: dict[str, tuple[Path, dict[str, Any]]], file: str, problems: list[str]) -> dict[str, Any] | None:
+    """The provider spec with its `extends` chain merged underneath it."""
+    chain = [pid]
+    spec = raw[pid][1]
+    while "extends" in spec:
+        base = spec["extends"]
+        if base not in raw:
+            problems.append(f"{file}: $.extends: no provider {base!r} in providers.d")
+            return None
+        if base in chain:
+            problems.append(f"{file}: $.extends: cycle {' -> '.join(chain + [base])}")
+            return None
+        chain.append(base)
+        spec = raw[base][1]
+    merged: dict[str, Any] = {}
+    for cid in reversed(chain):
+        merged = _deep_merge(merged, {k: v for k, v in raw[cid][1].items() if k != "extends"})
+    return merged
+
+
+def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i, route in enumerate(spec["routes"]):
+        prov = providers.get(route["provider"])
+        if prov is None:
+            out.append((f"$.routes[{i}].provider", f"no provider {route['provider']!r} in providers.d"))
+            continue
+        for op in spec["operations"]:
+            if op not in prov.operations:
+                out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} has no {op!r} operation"))
+    if "shape" in spec:
+        out += [(f"$.shape{p}", m) for p, m in ShapeSpec.from_spec(spec["shape"]).problems()]
+    thinking = spec.get("thinking")
+    if thinking and "default" in thinking and thinking["default"] not in thinking["levels"]:
+        out.append(("$.thinking.default", f"{thinking['default']!r} is not one of levels {thinking['levels']}"))
+    output = spec.get("output")
+    if output and "default_format" in output and output["default_format"] not in output["formats"]:
+        out.append(("$.output.default_format", f"{output['default_format']!r} is not one of formats {output['formats']}"))
+    for name, p in spec.get("params", {}).items():
+        if "enum" in p and "default" in p and p["default"] not in p["enum"]:
+            out.append((f"$.params.{name}.default", f"{p['default']!r} is not one of enum {p['enum']}"))
+    return out
+
+
+def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provider], problems: list[str]) -> Model | None:
+    found = _semantic_problems(spec, providers)
+    if found:
+        problems.extend(f"{file}: {p}: {m}" for p, m in found)
+        return None
+    model_values = spec.get("values", {})
+    native_n = spec.get("limits", {}).get("n", 1)
+    routes = [Route(providers[r["provider"]], r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
+                    {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n))
+              for r in spec["routes"]]
+    model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
+                  validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
+                  routes=routes, aliases=list(spec.get("aliases", [])))
+    for problem in dry_render(model):
+        problems.append(f"{file}: {problem}")
+    return model
+
+
+def dry_render(model: Model) -> list[str]:
+    """Render every route's request for the model's default request, so a template bug fails at load."""
+    from engine.upstream import Target, render
+
+    problems: list[str] = []
+    for op in model.validators:
+        body = {"model": model.id, "prompt": "spec check"}
+        try:
+            req = model.canonical(body, op)
+        except Exception as exc:  # a spec that cannot even build its default request is broken
+            problems.append(f"$: the default request does not normalize: {exc}")
+            continue
+        for i, route in enumerate(model.routes):
+            operation = route.provider.operations[op]
+            target = Target("http://spec.check", {k: "x" for k in route.provider.secrets}, True)
+            try:
+                render(route.provider, operation, context.build(req, route, min(req.n, route.native_n)), target)
+            except TemplateError as exc:
+                problems.append(f"$.routes[{i}]: {route.provider.file} {exc}")
+    return problems

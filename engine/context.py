@@ -1,0 +1,43 @@
+"""The template context: the small, documented view of a canonical request that route templates see.
+
+| name | value |
+| --- | --- |
+| prompt | the caller's prompt |
+| n | images to ask for in this upstream call (a batch of the fan-out) |
+| shape | width, height, size (WxH), aspect_ratio, resolution (tier) |
+| thinking | off / on / minimal / high, or none for the model's default |
+| enhance_prompt | on / off, or none when the model does not rewrite prompts |
+| params | the model's declared parameters (none when not sent and no default) |
+| extra | the caller's unknown fields (also merged into the body where the operation says) |
+| output | format and compression to ask the provider for (none: provider default) |
+| response_format | what the caller asked for (the gateway delivers it whatever the provider returns) |
+| route | upstream_model, provider |
+| values | the model's tables merged with the route's |
+| model | id |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.canonical import Canonical
+
+if TYPE_CHECKING:
+    from engine.catalog import Route
+
+
+def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
+    return {
+        "prompt": req.prompt,
+        "n": n,
+        "shape": req.shape.as_context(),
+        "thinking": req.thinking,
+        "enhance_prompt": req.enhance_prompt,
+        "params": dict(req.params),
+        "extra": dict(req.extra),
+        "output": {"format": req.upstream_format, "compression": req.upstream_compression},
+        "response_format": req.response_format,
+        "route": {"upstream_model": route.upstream_model, "provider": route.provider.id},
+        "values": route.values,
+        "model": {"id": req.model_id},
+    }

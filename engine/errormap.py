@@ -1,0 +1,136 @@
+"""Normalized upstream errors: provider rules first, engine defaults after, then the client's view.
+
+A provider's rules map (status, body) to one of a small set of codes; the code decides whether the
+router may fall back and what a client finally sees. An upstream refusing *our* credentials is
+`upstream_auth_failed`: retryable, and never shown as the caller's 401.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from engine.errors import GatewayError, UpstreamError
+from engine.paths import search, truthy
+from engine.provider import ErrorRule
+
+UPSTREAM_MESSAGE_MAX_CHARS = 500  # a relayed upstream message is cut here
+
+# code -> (client status, client type, retryable by default)
+CODES: dict[str, tuple[int, str, bool]] = {
+    "invalid_request_error": (400, "invalid_request_error", False),
+    "content_policy_violation": (400, "invalid_request_error", False),
+    "invalid_image": (400, "invalid_request_error", False),
+    "rate_limit_exceeded": (429, "rate_limit_error", True),
+    "upstream_auth_failed": (502, "upstream_error", True),
+    "upstream_error": (502, "upstream_error", True),
+    "upstream_timeout": (504, "timeout_error", True),
+    "upstream_unavailable": (502, "upstream_error", True),
+    "upstream_malformed": (502, "upstream_error", True),
+    "upstream_model_not_found": (502, "upstream_error", True),
+}
+
+_DEFAULT_MESSAGES = {
+    "invalid_request_error": "The provider rejected the request as invalid.",
+    "content_policy_violation": "The request was blocked by the provider's content policy.",
+    "invalid_image": "The provider could not use the input image.",
+    "rate_limit_exceeded": "The provider is rate limiting requests.",
+    "upstream_auth_failed": "The provider refused the gateway's credentials.",
+    "upstream_error": "The provider failed to process the request.",
+    "upstream_timeout": "The provider did not answer in time.",
+    "upstream_unavailable": "The provider could not be reached.",
+    "upstream_malformed": "The provider sent a reply the gateway could not read.",
+    "upstream_model_not_found": "The provider does not know the configured upstream model.",
+}
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)?\s*$")
+
+
+def default_code(status: int) -> str:
+    if status == 429:
+        return "rate_limit_exceeded"
+    if status in (401, 403):
+        return "upstream_auth_failed"
+    if status == 404:
+        return "upstream_model_not_found"
+    if status in (408, 504):
+        return "upstream_timeout"
+    if status == 413 or status == 422 or status == 400:
+        return "invalid_request_error"
+    if 400 <= status < 500:
+        return "upstream_error"
+    return "upstream_error"
+
+
+def make(code: str, message: str | None = None, status: int | None = None, param: str | None = None,
+         retryable: bool | None = None, retry_after_s: float | None = None) -> UpstreamError:
+    return UpstreamError(code=code, message=message or _DEFAULT_MESSAGES[code],
+                         retryable=CODES[code][2] if retryable is None else retryable,
+                         status=status, param=param, retry_after_s=retry_after_s)
+
+
+def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, str], body: Any) -> UpstreamError:
+    """The first matching rule, else the engine's default for the status."""
+    for rule in rules:
+        if rule.statuses is not None and status not in rule.statuses:
+            continue
+        if rule.when is not None and not truthy(search(rule.when, body)):
+            continue
+        message = _text(search(rule.message, body)) if rule.message is not None else None
+        param = _text(search(rule.param, body)) if rule.param is not None else None
+        return make(rule.code, message, status, param, rule.retryable, _retry_after(rule, headers, body))
+    code = default_code(status)
+    return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = ".".join(str(v) for v in value) if all(isinstance(v, (str, int)) for v in value) else str(value)
+    return str(value)[:UPSTREAM_MESSAGE_MAX_CHARS]
+
+
+def _parse_duration(value: Any, unit: str) -> float | None:
+    if value is None:
+        return None
+    m = _DURATION.match(str(value))
+    if not m:
+        return None
+    v = float(m.group(1))
+    return v / 1000 if (m.group(2) or unit) == "ms" else v
+
+
+def _header_delay(headers: Mapping[str, str], name: str, unit: str) -> float | None:
+    return _parse_duration(headers.get(name), unit)
+
+
+def _retry_after(rule: ErrorRule, headers: Mapping[str, str], body: Any) -> float | None:
+    for kind, where, unit in rule.retry_after:
+        delay = _header_delay(headers, where, unit) if kind == "header" else _parse_duration(search(where, body), unit)
+        if delay is not None:
+            return delay
+    return None
+
+
+def to_client(err: UpstreamError) -> GatewayError:
+    """A non-retryable upstream error as the caller sees it."""
+    status, type_, _ = CODES[err.code]
+    return GatewayError(status, err.message, type_, err.code, err.param)
+
+
+def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> GatewayError:
+    """Every route failed: 429 when all were rate limits, 504 when all timed out, else 502 listing each."""
+    listing = "; ".join(f"{a['provider']}: {a['error']['code']} ({a['error']['message']})" for a in attempts if a.get("error"))
+    codes = {e.code for e in errors}
+    if codes == {"rate_limit_exceeded"}:
+        delays = [e.retry_after_s for e in errors if e.retry_after_s is not None]
+        retry = max(1, round(min(delays))) if delays else 1
+        return GatewayError(429, f"Every provider is rate limiting this model: {listing}", "rate_limit_error",
+                            "rate_limit_exceeded", None, {"Retry-After": str(retry)})
+    if codes == {"upstream_timeout"}:
+        return GatewayError(504, f"Every provider timed out: {listing}", "timeout_error", "upstream_timeout")
+    if not errors:
+        return GatewayError(502, "No provider route is available for this model.", "upstream_error",
+                            "all_providers_exhausted")
+    return GatewayError(502, f"All providers failed: {listing}", "upstream_error", "all_providers_exhausted")

@@ -1,0 +1,106 @@
+"""The normalize stage: one registered operation per model-spec keyword.
+
+Order of registration is the order of application. Each reads the validated body from the canonical
+request and returns a new canonical request, recording every value it changed or dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import shape as shapes
+from engine.canonical import UNIVERSAL_FIELDS, Canonical, adjustment
+from engine.errors import invalid_request
+from engine.operations import operation
+
+LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
+
+
+@operation("limits", default={})
+def limits(arg: dict[str, Any], req: Canonical) -> Canonical:
+    """Prompt and count; the schema already bounds them, this fixes the native batch size."""
+    body = req.body
+    return req.with_(prompt=body.get("prompt", ""), n=int(body.get("n", 1)), native_n=int(arg.get("n", 1)))
+
+
+@operation("shape", default={"bounds": {}, "default": {"size": "1024x1024"}}, compile=shapes.ShapeSpec.from_spec)
+def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
+    body = req.body
+    resolved, adjustments = shapes.resolve(spec, body.get("size"), body.get("aspect_ratio"), body.get("resolution"))
+    return req.with_(shape=resolved).adjusted(*adjustments)
+
+
+@operation("thinking", default={"levels": ["off"]})
+def thinking(spec: dict[str, Any], req: Canonical) -> Canonical:
+    """Validated per model: a level the model lacks is a 400 listing the supported set, never a guess."""
+    body = req.body
+    value = body.get("thinking")
+    alias = body.get("thinking_level")
+    if value is not None and alias is not None and value != alias:
+        raise invalid_request(f"thinking ({value!r}) and its alias thinking_level ({alias!r}) disagree.", "thinking")
+    value = value if value is not None else alias
+    levels = spec["levels"]
+    if value is None:
+        return req.with_(thinking=spec.get("default"))
+    if value not in levels:
+        raise invalid_request(
+            f"thinking {value!r} is not supported by model '{req.model_id}'. Supported values: {', '.join(levels)}.",
+            "thinking" if body.get("thinking") is not None else "thinking_level", "unsupported_value")
+    return req.with_(thinking=value)
+
+
+def _switch(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+@operation("enhance_prompt", default=None)
+def enhance_prompt(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
+    """Converted where the model can rewrite prompts; ignored, and recorded, where it cannot."""
+    requested = _switch(req.body.get("enhance_prompt"))
+    if spec is None:
+        if requested is None:
+            return req
+        return req.adjusted(adjustment("enhance_prompt", requested, None,
+                                       "ignored: the model does not support prompt enhancement"))
+    if requested is None:
+        return req.with_(enhance_prompt=spec["default"])
+    if requested == "off" and spec.get("always"):
+        return req.with_(enhance_prompt="on").adjusted(
+            adjustment("enhance_prompt", "off", "on", "the model always rewrites prompts"))
+    return req.with_(enhance_prompt=requested)
+
+
+@operation("output", default={"formats": ["png"], "default_format": "png", "compression": False})
+def output(spec: dict[str, Any], req: Canonical) -> Canonical:
+    """Ask the provider for a format it makes itself; the gateway converts or re-encodes the rest."""
+    body = req.body
+    fmt: str | None = body.get("output_format")
+    comp: int | None = body.get("output_compression")
+    native = spec["formats"]
+    native_comp = bool(spec.get("compression"))
+    req = req.with_(response_format=body.get("response_format") or "url", output_format=fmt, output_compression=comp)
+    if fmt is None:
+        if comp is not None and not native_comp:
+            return req.with_(reencode=False).adjusted(adjustment(
+                "output_compression", comp, None, "ignored: no output_format was requested to compress into"))
+        return req.with_(upstream_compression=comp if native_comp else None)
+    if comp is not None and fmt not in LOSSY_FORMATS:
+        req = req.adjusted(adjustment("output_compression", comp, None, f"ignored: {fmt} is lossless"))
+        comp = None
+    if fmt in native:
+        return req.with_(upstream_format=fmt, upstream_compression=comp if native_comp else None,
+                         reencode=comp is not None and not native_comp)
+    return req.with_(upstream_format=spec.get("default_format", native[0]), upstream_compression=None)
+
+
+@operation("params", default={})
+def params(spec: dict[str, Any], req: Canonical) -> Canonical:
+    """Declared model parameters (with defaults) for templates; everything unknown is passthrough."""
+    body = req.body
+    declared = {name: body.get(name, p.get("default")) for name, p in spec.items()}
+    extra = {k: v for k, v in body.items() if k not in UNIVERSAL_FIELDS and k not in spec}
+    return req.with_(params=declared, extra=extra)

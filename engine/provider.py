@@ -1,0 +1,156 @@
+"""A provider spec compiled once: templates, output paths, block conditions and error rules.
+
+Secrets are only ever names of environment variables in the spec; their values are read here, at load,
+and exist only inside the rendered request headers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from jmespath.parser import ParsedResult
+
+from engine.paths import compile_path
+from engine.templates import Renderer, compile_value
+
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_CONNECTIONS = 100
+
+
+@dataclass(frozen=True)
+class BlockRule:
+    when: ParsedResult
+    message: Renderer | None
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    statuses: frozenset[int] | None     # None: any non-success status
+    when: ParsedResult | None
+    code: str
+    retryable: bool | None               # None: the code's default
+    message: ParsedResult | None
+    param: ParsedResult | None
+    retry_after: tuple[tuple[str, Any, str], ...]  # ("header", name, unit) | ("path", compiled, unit)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: Renderer
+    headers: dict[str, Renderer]
+    query: dict[str, Renderer]
+    json: Renderer | None
+    passthrough_into: tuple[str, ...] | None
+    items: ParsedResult
+    item: dict[str, ParsedResult]
+    response: dict[str, ParsedResult]
+    blocked: tuple[BlockRule, ...]
+    on_empty: dict[str, Any] | None
+
+
+@dataclass
+class Provider:
+    id: str
+    name: str
+    file: str
+    base_url: str
+    secrets: dict[str, str | None]
+    missing_secrets: list[str]           # required secrets whose environment variable is unset
+    auth_headers: dict[str, Renderer]
+    auth_query: dict[str, Renderer]
+    sandbox_path: str | None
+    sandbox_unless_env: list[str]
+    timeout_s: float
+    max_connections: int
+    operations: dict[str, Operation]
+    errors: tuple[ErrorRule, ...]
+    spec: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def wants_sandbox(self, env: Mapping[str, str]) -> bool:
+        """True when the environment lacks what a real call needs (keys, or an operator's base URL)."""
+        if self.sandbox_path is None:
+            return False
+        needed = self.sandbox_unless_env or [ref["env"] for ref in self.spec.get("secrets", {}).values()
+                                             if not ref.get("optional")]
+        return any(not env.get(name) for name in needed)
+
+
+def _statuses(value: Any) -> frozenset[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return frozenset({value})
+    if isinstance(value, str):  # "5xx"
+        base = int(value[0]) * 100
+        return frozenset(range(base, base + 100))
+    return frozenset(value)
+
+
+def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | None = None) -> Provider:
+    """Compile a schema-valid provider spec; template and path errors raise with their `$.` path."""
+    env = os.environ if env is None else env
+    base = spec["base_url"]
+    base_url = base if isinstance(base, str) else (env.get(base.get("env", ""), "") or base["default"])
+    secrets: dict[str, str | None] = {}
+    missing: list[str] = []
+    for name, ref in spec.get("secrets", {}).items():
+        secrets[name] = env.get(ref["env"]) or None
+        if secrets[name] is None and not ref.get("optional"):
+            missing.append(ref["env"])
+    auth = spec.get("auth", {})
+    operations = {name: _compile_operation(op, f"$.operations.{name}") for name, op in spec["operations"].items()}
+    errors = tuple(_compile_rule(rule, f"$.errors[{i}]") for i, rule in enumerate(spec.get("errors", [])))
+    sandbox = spec.get("sandbox")
+    return Provider(
+        id=spec["id"], name=spec.get("name", spec["id"]), file=file, base_url=base_url.rstrip("/"),
+        secrets=secrets, missing_secrets=missing,
+        auth_headers={k: compile_value(v, f"$.auth.headers.{k}") for k, v in auth.get("headers", {}).items()},
+        auth_query={k: compile_value(v, f"$.auth.query.{k}") for k, v in auth.get("query", {}).items()},
+        sandbox_path=sandbox["path"] if sandbox else None,
+        sandbox_unless_env=list(sandbox.get("unless_env", [])) if sandbox else [],
+        timeout_s=float(spec.get("timeout_s", DEFAULT_TIMEOUT_S)),
+        max_connections=int(spec.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
+        operations=operations, errors=errors, spec=spec,
+    )
+
+
+def _compile_operation(op: dict[str, Any], path: str) -> Operation:
+    req = op["request"]
+    outputs = op["outputs"]
+    passthrough = req.get("passthrough")
+    return Operation(
+        method=req["method"],
+        path=compile_value(req["path"], f"{path}.request.path"),
+        headers={k: compile_value(v, f"{path}.request.headers.{k}") for k, v in req.get("headers", {}).items()},
+        query={k: compile_value(v, f"{path}.request.query.{k}") for k, v in req.get("query", {}).items()},
+        json=compile_value(req["json"], f"{path}.request.json") if "json" in req else None,
+        passthrough_into=tuple(passthrough.get("into", [])) if passthrough is not None else None,
+        items=compile_path(outputs["items"], f"{path}.outputs.items"),
+        item={k: compile_path(v, f"{path}.outputs.item.{k}") for k, v in outputs["item"].items()},
+        response={k: compile_path(v, f"{path}.outputs.response.{k}") for k, v in outputs.get("response", {}).items()},
+        blocked=tuple(BlockRule(compile_path(b["when"], f"{path}.blocked_when[{i}].when"),
+                                compile_value(b["message"], f"{path}.blocked_when[{i}].message") if "message" in b else None)
+                      for i, b in enumerate(op.get("blocked_when", []))),
+        on_empty=op.get("on_empty"),
+    )
+
+
+def _compile_rule(rule: dict[str, Any], path: str) -> ErrorRule:
+    retry_after = []
+    for i, ra in enumerate(rule.get("retry_after", [])):
+        unit = ra.get("unit", "s")
+        if "header" in ra:
+            retry_after.append(("header", ra["header"].lower(), unit))
+        else:
+            retry_after.append(("path", compile_path(ra["path"], f"{path}.retry_after[{i}].path"), unit))
+    return ErrorRule(
+        statuses=_statuses(rule.get("status")),
+        when=compile_path(rule["when"], f"{path}.when") if "when" in rule else None,
+        code=rule["code"], retryable=rule.get("retryable"),
+        message=compile_path(rule["message"], f"{path}.message") if "message" in rule else None,
+        param=compile_path(rule["param"], f"{path}.param") if "param" in rule else None,
+        retry_after=tuple(retry_after),
+    )

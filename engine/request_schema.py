@@ -1,0 +1,128 @@
+"""Compiled request schemas: one JSON Schema per model and operation, generated from the model spec.
+
+The same schema validates requests and is what `GET /v1/models/{id}?schema=true` serves, so the two
+cannot drift. Each property carries its handling mode in `x-mediagate-mode`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+
+from engine.canonical import MAX_N
+from engine.errors import GatewayError, invalid_request
+from engine.shape import ShapeSpec
+
+IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
+ENDPOINTS = {"generate": "images.generations", "edit": "images.edits"}
+
+
+def _mode(prop: dict[str, Any], mode: str, description: str) -> dict[str, Any]:
+    return {**prop, "x-mediagate-mode": mode, "description": description}
+
+
+def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
+    limits = model.get("limits", {})
+    native_n = limits.get("n", 1)
+    shape = ShapeSpec.from_spec(model.get("shape", {"bounds": {}, "default": {"size": "1024x1024"}}))
+    supported = shape.supported()
+    output = model.get("output", {"formats": ["png"], "compression": False})
+    thinking = model.get("thinking", {"levels": ["off"]})
+    prompt: dict[str, Any] = {"type": "string", "minLength": 1}
+    if "prompt_chars" in limits:
+        prompt["maxLength"] = limits["prompt_chars"]
+    props: dict[str, Any] = {
+        "model": {"type": "string", "description": "model id or alias; provider/model forces a provider"},
+        "prompt": _mode(prompt, "renamed", "text description of the image"),
+        "n": _mode({"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 1, "x-mediagate-native-max": native_n},
+                   "emulated" if native_n < MAX_N else "passthrough",
+                   f"number of images; above {native_n} the gateway fans out concurrent calls"),
+        "size": _mode({"type": "string", "pattern": "^(auto|[1-9][0-9]*x[1-9][0-9]*)$", **_only(supported, "sizes", "examples")},
+                      "converted", "WIDTHxHEIGHT; wins over aspect_ratio and resolution. " + _vocab(supported)),
+        "aspect_ratio": _mode({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?:[0-9]+(\\.[0-9]+)?$",
+                               **_only(supported, "aspect_ratios", "examples")},
+                              "converted", "W:H; matched to the nearest supported ratio"),
+        "resolution": _mode({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kK]?$", **_only(supported, "resolutions", "examples")},
+                            "converted", "scale tier (0.5K, 1K, 2K, 4K) or megapixels (0.25, 1); matched to the nearest tier"),
+        "response_format": _mode({"enum": ["url", "b64_json"], "default": "url"}, "emulated",
+                                 "url: a signed, expiring gateway URL; b64_json: inline base64"),
+        "output_format": _mode({"enum": IMAGE_FORMATS}, "emulated" if set(output["formats"]) != set(IMAGE_FORMATS) else "passthrough",
+                               f"image format; the provider makes {', '.join(output['formats'])}, the gateway converts the rest"),
+        "output_compression": _mode({"type": "integer", "minimum": 1, "maximum": 100},
+                                    "passthrough" if output.get("compression") else "emulated", "quality for jpeg, webp and avif"),
+        "thinking": _mode({"enum": thinking["levels"]}, "converted", "reasoning effort the model may spend"),
+        "thinking_level": _mode({"enum": thinking["levels"]}, "converted", "alias of thinking"),
+        "enhance_prompt": _mode({"enum": ["on", "off", True, False]}, "converted" if "enhance_prompt" in model else "emulated",
+                                "let the model rewrite the prompt" + ("" if "enhance_prompt" in model else "; ignored by this model")),
+        "stream": {"enum": [False], "description": "streaming is not available for images"},
+    }
+    if "default" in thinking:
+        props["thinking"]["default"] = thinking["default"]
+    for name, p in model.get("params", {}).items():
+        prop = {k: v for k, v in (("type", p.get("type")), ("enum", p.get("enum")), ("minimum", p.get("minimum")),
+                                  ("maximum", p.get("maximum")), ("maxLength", p.get("max_length")),
+                                  ("default", p.get("default"))) if v is not None}
+        props[name] = _mode(prop, p.get("mode", "passthrough"), p.get("description", ""))
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{model['id']} {ENDPOINTS.get(operation, operation)} request",
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": props,
+        "additionalProperties": True,
+        "x-mediagate-shape": supported,
+        "x-mediagate-passthrough": "unknown fields are passed through to the provider",
+    }
+
+
+def _only(supported: dict[str, Any], key: str, as_: str) -> dict[str, Any]:
+    return {as_: supported[key]} if key in supported else {}
+
+
+def _vocab(supported: dict[str, Any]) -> str:
+    parts = [f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in supported.items()]
+    return "Supported " + "; ".join(parts) + "." if parts else ""
+
+
+class RequestValidator:
+    """A compiled validator turning the first schema error into an OpenAI-shaped 400."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator = jsonschema.Draft202012Validator(schema)
+
+    def validate(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(body))
+        if error is not None:
+            raise _to_gateway_error(error, self.schema)
+
+
+def _to_gateway_error(error: jsonschema.ValidationError, schema: dict[str, Any]) -> GatewayError:
+    param = str(error.path[0]) if error.path else None
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else None
+        return invalid_request(f"Missing required parameter: '{missing}'.", missing, "missing_required_parameter")
+    value = error.instance
+    if error.validator == "enum":
+        allowed = ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in error.validator_value)
+        if param == "stream":
+            return invalid_request("stream is not supported for image requests.", param, "unsupported_value")
+        return invalid_request(f"Invalid value for '{param}': {value!r}. Supported values: {allowed}.", param,
+                               "unsupported_value" if param in ("thinking", "thinking_level") else "invalid_value")
+    if error.validator in ("minimum", "maximum"):
+        prop = schema["properties"].get(param or "", {})
+        return invalid_request(f"Invalid value for '{param}': {value!r}. It must be between {prop.get('minimum', '-inf')} "
+                               f"and {prop.get('maximum', 'inf')}.", param)
+    if error.validator == "maxLength":
+        return invalid_request(f"'{param}' is too long: {len(value)} characters, at most {error.validator_value}.", param,
+                               "string_above_max_length")
+    if error.validator == "minLength":
+        return invalid_request(f"'{param}' must not be empty.", param, "empty_string")
+    if error.validator == "type":
+        return invalid_request(f"Invalid type for '{param}': expected {error.validator_value}.", param, "invalid_type")
+    if error.validator == "pattern":
+        return invalid_request(f"Invalid value for '{param}': {value!r} is not in the expected form.", param)
+    return invalid_request(f"Invalid value for '{param}': {error.message}", param)

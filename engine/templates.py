@@ -1,0 +1,132 @@
+"""Typed Jinja2 templates over YAML structures.
+
+A string that is exactly one `{{ expression }}` keeps the expression's native type (int, dict, list, None),
+so a template can produce objects, not only text; any other string containing `{{` renders as text.
+A value that comes out None drops its dict key or list item: optional upstream fields need no `if`.
+Templates are compiled once at load; a syntax error is reported with its spec path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
+
+
+def _tojson(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _make_env() -> jinja2.Environment:
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=True)
+    env.filters["tojson"] = _tojson
+    return env
+
+
+ENV = _make_env()
+
+
+class TemplateError(Exception):
+    """A template failed to compile or render; `path` locates it in its spec."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+Renderer = Callable[[dict[str, Any]], Any]
+
+
+def _is_single_expression(text: str) -> str | None:
+    m = _SINGLE_EXPR.match(text)
+    if not m:
+        return None
+    expr = m.group("expr")
+    return None if ("{{" in expr or "}}" in expr) else expr
+
+
+@dataclass(frozen=True)
+class _Const:
+    value: Any
+
+    def __call__(self, ctx: dict[str, Any]) -> Any:
+        return self.value
+
+
+def compile_value(value: Any, path: str = "$") -> Renderer:
+    """Compile a YAML value (scalars, dicts, lists) into a renderer `ctx -> value`."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return _Const(value)
+        try:
+            expr = _is_single_expression(value)
+            if expr is not None:
+                compiled = ENV.compile_expression(expr, undefined_to_none=False)
+                return _expression(compiled, path)
+            template = ENV.from_string(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(path, f"template does not compile: {exc.message}") from None
+        return _text(template, path)
+    if isinstance(value, dict):
+        items = [(k, compile_value(v, f"{path}.{k}")) for k, v in value.items()]
+        if all(isinstance(r, _Const) for _, r in items):
+            return _Const(_drop_none(value))
+
+        def render_dict(ctx: dict[str, Any]) -> Any:
+            out = {}
+            for key, renderer in items:
+                v = renderer(ctx)
+                if v is not None:
+                    out[key] = v
+            return out
+        return render_dict
+    if isinstance(value, list):
+        elems = [compile_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if all(isinstance(r, _Const) for r in elems):
+            return _Const(_drop_none(value))
+
+        def render_list(ctx: dict[str, Any]) -> Any:
+            return [v for v in (r(ctx) for r in elems) if v is not None]
+        return render_list
+    return _Const(value)
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value if v is not None]
+    return value
+
+
+def _expression(compiled: Any, path: str) -> Renderer:
+    def render(ctx: dict[str, Any]) -> Any:
+        try:
+            result = compiled(**ctx)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(path, f"undefined value: {exc.message}") from None
+        except Exception as exc:  # a template bug must name its place, not crash the request blindly
+            raise TemplateError(path, f"{type(exc).__name__}: {exc}") from None
+        if isinstance(result, jinja2.Undefined):
+            return None
+        return _drop_none(result)
+    return render
+
+
+def _text(template: jinja2.Template, path: str) -> Renderer:
+    def render(ctx: dict[str, Any]) -> Any:
+        try:
+            return template.render(ctx)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(path, f"undefined value: {exc.message}") from None
+        except Exception as exc:
+            raise TemplateError(path, f"{type(exc).__name__}: {exc}") from None
+    return render

@@ -1,0 +1,166 @@
+"""Render a provider request from its templates and send it; fetch provider-hosted outputs.
+
+One pooled aiohttp session per provider keeps connections alive. Transport failures become normalized
+`UpstreamError`s here (timeout, unreachable, dropped), so the router treats them like any other
+retryable failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from engine import errormap
+from engine.errors import UpstreamError
+from engine.provider import Operation, Provider
+
+MAX_UPSTREAM_BODY_BYTES = 256 * 1024 * 1024   # a reply larger than this is refused, not buffered
+MAX_FETCH_BYTES = 64 * 1024 * 1024           # one provider-hosted output file
+FETCH_TIMEOUT_S = 60.0
+SANDBOX_SECRET = "sandbox"                   # what simulators get instead of a real key
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom one provider is called for this request."""
+
+    base_url: str
+    secrets: dict[str, str | None]
+    sandbox: bool
+
+
+@dataclass
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    json: Any
+    secret_headers: frozenset[str] = field(default_factory=frozenset)
+
+    def redacted(self) -> dict[str, Any]:
+        """The request as an operator may see it: auth header values masked."""
+        headers = {k: (REDACTED if k in self.secret_headers else v) for k, v in self.headers.items()}
+        return {"method": self.method, "url": self.url, "query": dict(self.query), "headers": headers, "json": self.json}
+
+
+@dataclass
+class UpstreamReply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+
+
+def _merge_into(body: Any, path: tuple[str, ...], extra: dict[str, Any]) -> Any:
+    """Merge the caller's unknown fields at `path`; values the templates set win."""
+    if not extra or not isinstance(body, dict):
+        return body
+    node = body
+    for key in path:
+        nxt = node.get(key)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[key] = nxt
+        node = nxt
+    for k, v in extra.items():
+        node.setdefault(k, v)
+    return body
+
+
+def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> UpstreamRequest:
+    path = str(op.path(ctx))
+    url = target.base_url + "/".join(quote(part, safe=":@$,;=+!*'()~.-_") for part in path.split("/"))
+    secret_ctx = {**ctx, "secrets": target.secrets}
+    auth_headers = {k: str(r(secret_ctx)) for k, r in provider.auth_headers.items()}
+    headers = {k: str(v) for k, v in ((k, r(ctx)) for k, r in op.headers.items()) if v is not None}
+    headers.update({k: v for k, v in auth_headers.items() if v})
+    query = {k: str(v) for k, v in ((k, r(ctx)) for k, r in op.query.items()) if v is not None}
+    query.update({k: str(v) for k, v in ((k, r(secret_ctx)) for k, r in provider.auth_query.items()) if v})
+    body = op.json(ctx) if op.json is not None else None
+    if op.passthrough_into is not None:
+        body = _merge_into(body, op.passthrough_into, ctx["extra"])
+    return UpstreamRequest(op.method, url, headers, query, body, frozenset(auth_headers))
+
+
+class Transport:
+    """Connection pools per provider, created lazily inside the running loop."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, provider: Provider) -> aiohttp.ClientSession:
+        s = self._sessions.get(provider.id)
+        if s is None or s.closed:
+            connector = aiohttp.TCPConnector(limit=provider.max_connections, ttl_dns_cache=300)
+            s = aiohttp.ClientSession(connector=connector, auto_decompress=True, json_serialize=json.dumps)
+            self._sessions[provider.id] = s
+        return s
+
+    async def close(self) -> None:
+        for s in self._sessions.values():
+            await s.close()
+        self._sessions.clear()
+
+    async def send(self, provider: Provider, req: UpstreamRequest) -> UpstreamReply:
+        timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
+        try:
+            async with self.session(provider).request(
+                    req.method, req.url, headers=req.headers, params=req.query or None,
+                    json=req.json if req.json is not None else None, timeout=timeout) as resp:
+                body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+                return UpstreamReply(resp.status, headers, body, _parse_json(body))
+        except asyncio.TimeoutError:
+            raise errormap.make("upstream_timeout", f"{provider.name} did not answer within {provider.timeout_s:g} s.") from None
+        except aiohttp.ClientPayloadError:
+            raise errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.") from None
+        except aiohttp.ClientError as exc:
+            raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
+
+    async def fetch(self, provider: Provider, url: str) -> bytes:
+        """Download one provider-hosted output (a URL the provider's own reply named)."""
+        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+        try:
+            async with self.session(provider).get(url, timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
+                return await _read_capped(resp, MAX_FETCH_BYTES)
+        except asyncio.TimeoutError:
+            raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None
+        except aiohttp.ClientError as exc:
+            raise errormap.make("upstream_unavailable", f"{provider.name} output download failed ({type(exc).__name__}).") from None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise errormap.make("upstream_malformed", f"The provider reply is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise errormap.make("upstream_malformed", f"The provider reply is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def reply_error(provider: Provider, reply: UpstreamReply) -> UpstreamError:
+    """A non-2xx reply through the provider's error rules."""
+    return errormap.classify(provider.errors, reply.status, reply.headers, reply.json)
