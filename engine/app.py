@@ -1,0 +1,245 @@
+"""The HTTP surface: OpenAI-shaped endpoints under /v1 and /openai/v1, media, health and metrics.
+
+Handlers stay thin: read and bound the body, call the pipeline, shape the answer. Every error leaves
+through `_error` as an OpenAI error object with the request id; nothing else reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from engine import errors, imaging, pipeline
+from engine.catalog import Catalog
+from engine.config import Settings
+from engine.errors import GatewayError
+from engine.media import MEDIA_ROUTE, MediaStore
+from engine.runtime import Runtime
+
+log = logging.getLogger("mediagate")
+PREFIXES = ("/v1", "/openai/v1")
+REQUEST_ID_HEADER = "X-Request-Id"
+SANDBOX_HEADER = "x-mediagate-sandbox"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+Handler = Callable[[Request, Runtime], Awaitable[Response]]
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.latency_sum_s: dict[str, float] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests[(endpoint, status)] = self.requests.get((endpoint, status), 0) + 1
+        self.latency_sum_s[endpoint] = self.latency_sum_s.get(endpoint, 0.0) + seconds
+
+    def render(self) -> str:
+        lines = ["# TYPE mediagate_requests_total counter"]
+        lines += [f'mediagate_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self.requests.items())]
+        lines.append("# TYPE mediagate_request_seconds_sum counter")
+        lines += [f'mediagate_request_seconds_sum{{endpoint="{e}"}} {v:.6f}' for e, v in sorted(self.latency_sum_s.items())]
+        return "\n".join(lines) + "\n"
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+
+
+def _error(err: GatewayError, request_id: str) -> Response:
+    return _json(err.to_body(), err.status, {**err.headers, REQUEST_ID_HEADER: request_id})
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.invalid_request(f"The request body is not valid JSON: {exc}", None, "invalid_json") from None
+
+
+def _base_url(request: Request, settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def _check_key(request: Request, settings: Settings) -> None:
+    if not settings.api_keys:
+        return
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("api-key", "")
+    if not any(hmac.compare_digest(key, k) for k in settings.api_keys):
+        raise errors.invalid_api_key()
+
+
+def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler: request id, gateway key, error shaping, metrics, one log line."""
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            rt: Runtime = request.app.state.runtime
+            incoming = request.headers.get(REQUEST_ID_HEADER, "")
+            request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+            started = time.monotonic()
+            try:
+                if authenticated:
+                    _check_key(request, rt.settings)
+                response = await handler(request, rt)
+            except GatewayError as err:
+                response = _error(err, request_id)
+            except Exception:  # the last line of defence: log it, never show it
+                log.exception("unhandled error", extra={"request_id": request_id})
+                response = _error(errors.internal(), request_id)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            elapsed = time.monotonic() - started
+            request.app.state.metrics.observe(name, response.status_code, elapsed)
+            log.info(json.dumps({"request_id": request_id, "endpoint": name, "status": response.status_code,
+                                 "ms": round(elapsed * 1000, 1), "provider": response.headers.get("x-mediagate-provider")}))
+            return response
+        return run
+    return wrap
+
+
+@endpoint("images.generations")
+async def images_generations(request: Request, rt: Runtime) -> Response:
+    body = await _read_json(request, rt.settings.max_body_bytes)
+    sandbox = request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
+    result = await pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox)
+    return _json(result.body, 200, result.headers)
+
+
+def _wants_schema(request: Request) -> bool:
+    return request.query_params.get("schema", "").lower() in ("1", "true", "yes")
+
+
+@endpoint("models.list")
+async def list_models(request: Request, rt: Runtime) -> Response:
+    created = request.app.state.started
+    data = []
+    for model in sorted(rt.catalog.models.values(), key=lambda m: m.id):
+        obj = model.to_openai(created)
+        if _wants_schema(request):
+            obj["schemas"] = model.schemas()
+        data.append(obj)
+    return _json({"object": "list", "data": data})
+
+
+@endpoint("models.get")
+async def get_model(request: Request, rt: Runtime) -> Response:
+    model, _ = rt.catalog.resolve(request.path_params["model_id"])
+    obj = model.to_openai(request.app.state.started)
+    if "lifecycle" in model.spec:
+        obj["lifecycle"] = model.spec["lifecycle"]
+    if _wants_schema(request):
+        obj["schemas"] = model.schemas()
+    return _json(obj)
+
+
+@endpoint("media", authenticated=False)
+async def media(request: Request, rt: Runtime) -> Response:
+    """Signed URLs are their own credential: a browser or SDK downloads them without the gateway key."""
+    path, reason = rt.media.open(request.path_params["name"], request.query_params.get("sig", ""))
+    if path is None:
+        if reason == "expired":
+            raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired")
+        raise errors.not_found("No such media, or the URL signature is invalid.")
+    ext = path.suffix.lstrip(".")
+    mime = next((m for f, m in imaging.MIME.items() if imaging.EXT[f] == ext), "application/octet-stream")
+    return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, max-age=300"})
+
+
+@endpoint("healthz", authenticated=False)
+async def healthz(request: Request, rt: Runtime) -> Response:
+    return _json({"status": "ok"})
+
+
+@endpoint("readyz", authenticated=False)
+async def readyz(request: Request, rt: Runtime) -> Response:
+    return _json({"status": "ready", "models": len(rt.catalog.models), "providers": len(rt.catalog.providers),
+                  "sandbox": rt.sandbox_url is not None})
+
+
+@endpoint("metrics", authenticated=False)
+async def metrics(request: Request, rt: Runtime) -> Response:
+    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@endpoint("openapi", authenticated=False)
+async def openapi(request: Request, rt: Runtime) -> Response:
+    from engine.openapi import document
+    return _json(document(rt.catalog))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _json(errors.not_found(f"No endpoint {request.method} {request.url.path}.").to_body(), 404)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    err = GatewayError(405, f"Method {request.method} is not allowed on {request.url.path}.", "invalid_request_error",
+                       "method_not_allowed")
+    return _json(err.to_body(), 405)
+
+
+def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None) -> Starlette:
+    """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL)."""
+    runtime = Runtime(settings, catalog, MediaStore(settings.media_dir, settings.media_ttl_s, settings.signing_key))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        handle = None
+        if sandbox_starter is not None and runtime.needs_sandbox():
+            handle, runtime.sandbox_url = await sandbox_starter()
+            served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
+            log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
+                        runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
+        sweeper = asyncio.create_task(runtime.media.sweeper())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await runtime.transport.close()
+            if handle is not None:
+                await handle.cleanup()
+
+    routes: list[Route] = []
+    for prefix in PREFIXES:
+        routes += [
+            Route(f"{prefix}/images/generations", images_generations, methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(prefix + "/models/{model_id:path}", get_model, methods=["GET"]),
+        ]
+    routes += [
+        Route(MEDIA_ROUTE + "/{name}", media, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app.state.runtime = runtime
+    app.state.metrics = _Metrics()
+    app.state.started = int(time.time())
+    return app

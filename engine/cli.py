@@ -1,0 +1,135 @@
+"""`mediagate serve | validate | models | schema | explain` — the operator's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine import catalog as catalog_mod
+from engine import context, routing, upstream
+from engine.config import Settings
+from engine.errors import GatewayError
+
+
+def _load(paths: list[str] | None) -> catalog_mod.Catalog:
+    try:
+        return catalog_mod.load([Path(p) for p in paths] if paths else None)
+    except catalog_mod.SpecErrors as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in the specs", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cat = _load(args.paths)
+    print(f"ok: {len(cat.models)} models, {len(cat.providers)} providers, {len(cat.files)} files")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    cat = _load(args.specs)
+    for m in sorted(cat.models.values(), key=lambda m: m.id):
+        routes = ", ".join(f"{r.provider.id}:{r.upstream_model}" for r in m.routes)
+        print(f"{m.id:28} {m.kind:6} {routes}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    cat = _load(args.specs)
+    try:
+        model, _ = cat.resolve(args.model)
+    except GatewayError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    print(json.dumps(model.schemas(), indent=2))
+    return 0
+
+
+def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Per route, the exact upstream request(s) the engine would send, and every adjustment."""
+    model, forced = cat.resolve(model_name)
+    body = {"model": model_name, **body}
+    op = "generate"
+    model.validators[op].validate(body)
+    req = model.canonical(body, op)
+    from engine.fanout import batches
+    routes = []
+    for route in routing.order(model, forced):
+        target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
+        calls = [upstream.render(route.provider, route.provider.operations[op], context.build(req, route, k), target).redacted()
+                 for k in batches(req.n, route.native_n)]
+        routes.append({"provider": route.provider.id, "upstream_model": route.upstream_model, "priority": route.priority,
+                       "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})
+    return {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments), "routes": routes}
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    cat = _load(args.specs)
+    try:
+        body = json.loads(args.request) if args.request else {}
+        if not isinstance(body, dict):
+            raise ValueError("the request must be a JSON object")
+        print(json.dumps(explain(cat, args.model, body), indent=2))
+    except (ValueError, GatewayError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from engine.app import create_app
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = Settings.from_env()
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    cat = _load(args.specs)
+
+    async def start_sandbox() -> tuple[Any, str]:
+        from sandbox.testing import start_in_loop
+        return await start_in_loop(0, "127.0.0.1", 0)
+
+    app = create_app(settings, cat, start_sandbox)
+    print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
+          f"listening on http://{settings.host}:{settings.port}/v1", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mediagate", description="OpenAI-compatible gateway for media generation models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the gateway (providers without keys run on the built-in sandbox)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--specs", nargs="*", help="spec roots (default: the checkout's models.d/ and providers.d/)")
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("validate", help="lint every spec; exit 1 on any problem")
+    p.add_argument("paths", nargs="*")
+    p.set_defaults(fn=cmd_validate)
+    p = sub.add_parser("models", help="list models and their routes")
+    p.add_argument("--specs", nargs="*")
+    p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("schema", help="print a model's compiled request schema(s)")
+    p.add_argument("model")
+    p.add_argument("--specs", nargs="*")
+    p.set_defaults(fn=cmd_schema)
+    p = sub.add_parser("explain", help="show the upstream request each route would get, and every adjustment")
+    p.add_argument("model")
+    p.add_argument("request", nargs="?", default="{}", help="the request body as JSON (model is filled in)")
+    p.add_argument("--specs", nargs="*")
+    p.set_defaults(fn=cmd_explain)
+    args = parser.parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

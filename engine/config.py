@@ -1,0 +1,47 @@
+"""Settings from the environment, read once at start-up (secrets stay in the environment)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_PORT = 8400
+MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
+DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
+DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    api_keys: frozenset[str] = frozenset()      # empty: no gateway key required
+    media_dir: Path = Path("var/media")
+    media_ttl_s: int = DEFAULT_MEDIA_TTL_S
+    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    public_url: str | None = None              # base for media URLs; default: the request's own host
+    sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_body_bytes: int = MAX_JSON_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        s = cls()
+        s.host = env.get("MEDIAGATE_HOST", s.host)
+        s.port = int(env.get("MEDIAGATE_PORT", s.port))
+        s.api_keys = frozenset(k.strip() for k in env.get("MEDIAGATE_API_KEYS", "").split(",") if k.strip())
+        s.media_dir = Path(env.get("MEDIAGATE_MEDIA_DIR", str(s.media_dir)))
+        s.media_ttl_s = int(env.get("MEDIAGATE_MEDIA_TTL_SECONDS", s.media_ttl_s))
+        if env.get("MEDIAGATE_SIGNING_KEY"):
+            s.signing_key = env["MEDIAGATE_SIGNING_KEY"].encode()
+        s.public_url = env.get("MEDIAGATE_PUBLIC_URL") or None
+        s.sandbox = env.get("MEDIAGATE_SANDBOX", s.sandbox).lower()
+        if s.sandbox not in ("auto", "on", "off"):
+            raise ValueError("MEDIAGATE_SANDBOX must be auto, on or off")
+        s.request_timeout_s = float(env.get("MEDIAGATE_REQUEST_TIMEOUT_SECONDS", s.request_timeout_s))
+        s.max_body_bytes = int(env.get("MEDIAGATE_MAX_BODY_BYTES", s.max_body_bytes))
+        return s

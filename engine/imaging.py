@@ -1,0 +1,101 @@
+"""Image bytes: identify, measure and convert, always off the event loop for anything heavy.
+
+Identification reads only the header (Pillow opens lazily), so a passthrough never decodes pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+AVIF_MAX_SIDE_PX = 1600            # larger AVIF encodes are too slow to do inline; such images keep their format
+MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
+B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
+
+Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
+
+PIL_NAMES = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "AVIF": "avif"}
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif"}
+EXT = {"png": "png", "jpeg": "jpg", "gif": "gif", "webp": "webp", "avif": "avif"}
+_SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
+DEFAULT_QUALITY = {"jpeg": 90, "webp": 90, "avif": 75}
+
+
+class ImageError(ValueError):
+    """Bytes that are not an image we can read."""
+
+
+@dataclass(frozen=True)
+class Info:
+    format: str      # png, jpeg, gif, webp, avif, or the lower-cased Pillow name of anything else
+    width: int
+    height: int
+
+
+def identify(data: bytes) -> Info:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return Info(PIL_NAMES.get(im.format or "", (im.format or "unknown").lower()), im.width, im.height)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"not a readable image: {exc}") from None
+
+
+def identify_b64(b64: str) -> Info:
+    """Identify from a base64 prefix; falls back to the whole payload when the header lies further in."""
+    head = b64[: B64_HEADER_CHARS - B64_HEADER_CHARS % 4]
+    try:
+        return identify(base64.b64decode(head, validate=False))
+    except ImageError:
+        return identify(decode_b64(b64))
+
+
+def decode_b64(b64: str) -> bytes:
+    try:
+        return base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            return base64.b64decode(b64 + "=" * (-len(b64) % 4), altchars=b"-_")
+        except (binascii.Error, ValueError):
+            raise ImageError("invalid base64 image data") from None
+
+
+def convert(data: bytes, fmt: str, quality: int | None) -> tuple[bytes, Info]:
+    """Re-encode to `fmt` (blocking: call from a worker thread)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            out = _prepare(im, fmt)
+            buf = io.BytesIO()
+            kwargs: dict[str, object] = {}
+            if fmt in DEFAULT_QUALITY:
+                kwargs["quality"] = quality if quality is not None else DEFAULT_QUALITY[fmt]
+            if fmt == "png":
+                kwargs["compress_level"] = 6
+            if fmt == "webp":
+                kwargs["method"] = 4
+            if fmt == "avif":
+                kwargs["speed"] = 8
+            out.save(buf, _SAVE_AS[fmt], **kwargs)
+            return buf.getvalue(), Info(fmt, out.width, out.height)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot convert image: {exc}") from None
+
+
+def _prepare(im: Image.Image, fmt: str) -> Image.Image:
+    has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
+    if fmt == "jpeg":
+        if has_alpha:
+            rgba = im.convert("RGBA")
+            flat = Image.new("RGB", rgba.size, (255, 255, 255))
+            flat.paste(rgba, mask=rgba.getchannel("A"))
+            return flat
+        return im.convert("RGB") if im.mode != "RGB" else im
+    if fmt == "gif":
+        return im.convert("RGBA" if has_alpha else "RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    if im.mode not in ("RGB", "RGBA", "L", "LA") or (fmt == "avif" and im.mode in ("L", "LA")):
+        return im.convert("RGBA" if has_alpha else "RGB")
+    return im

@@ -1,0 +1,95 @@
+"""One image request's way through the engine:
+
+resolve model -> validate against the compiled schema -> normalize (engine.normalize operations) ->
+route -> fan out and call (engine.fanout) -> map errors, fall back on retryable ones -> post-process
+(engine.postprocess) -> the OpenAI-shaped response with metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import errormap, fanout, postprocess, routing
+from engine.errors import GatewayError, UpstreamError, invalid_request
+from engine.runtime import Runtime
+
+
+@dataclass
+class Result:
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _attempt(provider: str, upstream_model: str, started: float, error: UpstreamError | None = None,
+             sandbox: bool = False) -> dict[str, Any]:
+    a: dict[str, Any] = {"provider": provider, "upstream_model": upstream_model,
+                         "outcome": "ok" if error is None else error.code,
+                         "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+    if sandbox:
+        a["sandbox"] = True
+    if error is not None:
+        a["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable,
+                      **({"upstream_status": error.status} if error.status else {})}
+    return a
+
+
+async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = False,
+                   operation: str = "generate") -> Result:
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
+    model, forced = rt.catalog.resolve(body.get("model"))
+    validator = model.validators.get(operation)
+    if validator is None:
+        raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
+    validator.validate(body)
+    req = model.canonical(body, operation)
+    try:
+        async with asyncio.timeout(rt.settings.request_timeout_s):
+            return await _route(rt, model, forced, req, base_url, force_sandbox)
+    except TimeoutError:
+        raise GatewayError(504, f"The request did not complete within {rt.settings.request_timeout_s:g} s.",
+                           "timeout_error", "upstream_timeout") from None
+
+
+async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url: str,
+                 force_sandbox: bool) -> Result:
+    attempts: list[dict[str, Any]] = []
+    errors: list[UpstreamError] = []
+    for route in routing.order(model, forced):
+        started = time.monotonic()
+        target = rt.target(route.provider, force_sandbox)
+        if target is None:
+            err = errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured (no credentials).")
+            attempts.append(_attempt(route.provider.id, route.upstream_model, started, err))
+            errors.append(err)
+            continue
+        try:
+            outputs = await fanout.run(rt, req, route, target)
+            delivered, notes = await postprocess.deliver(rt, req, route.provider, outputs, base_url)
+        except UpstreamError as err:
+            attempts.append(_attempt(route.provider.id, route.upstream_model, started, err, target.sandbox))
+            errors.append(err)
+            if not err.retryable:
+                raise errormap.to_client(err) from None
+            continue
+        attempts.append(_attempt(route.provider.id, route.upstream_model, started, None, target.sandbox))
+        first = delivered[0].info
+        body = {
+            "created": int(time.time()),
+            "size": f"{first.width}x{first.height}",
+            "output_format": first.format,
+            "data": [d.item for d in delivered],
+            "metadata": {
+                "model": model.id,
+                "executed_model": route.upstream_model,
+                "provider": route.provider.id,
+                "attempts": attempts,
+                "adjustments": list(req.adjustments) + notes,
+            },
+        }
+        headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+        return Result(body, headers)
+    raise errormap.exhausted(attempts, errors)

@@ -1,0 +1,77 @@
+"""Post-process outputs: fetch provider URLs, convert or re-encode, measure, and deliver as asked.
+
+Pixels are decoded only when a conversion is needed; otherwise only the header is read to measure.
+Heavy work runs in worker threads so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from engine import errormap, imaging
+from engine.canonical import Canonical, adjustment
+from engine.extract import RawOutput
+from engine.imaging import ImageError, Info
+from engine.provider import Provider
+from engine.runtime import Runtime
+
+
+@dataclass
+class Delivered:
+    item: dict[str, Any]
+    info: Info
+
+
+async def _bytes_of(rt: Runtime, provider: Provider, out: RawOutput) -> tuple[bytes | None, str | None]:
+    """(raw bytes, b64 text) — one of them set; a URL is downloaded."""
+    if out.b64 is not None:
+        return None, out.b64
+    assert out.url is not None
+    return await rt.transport.fetch(provider, out.url), None
+
+
+async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, out: RawOutput,
+                      base_url: str) -> tuple[Delivered, list[dict[str, Any]]]:
+    notes: list[dict[str, Any]] = []
+    data, b64 = await _bytes_of(rt, provider, out)
+    try:
+        info = imaging.identify_b64(b64) if b64 is not None else imaging.identify(data or b"")
+    except ImageError:
+        raise errormap.make("upstream_malformed", f"{provider.name} returned data that is not an image.") from None
+    want = req.output_format
+    if want is not None and (info.format != want or req.reencode):
+        target = want
+        if want == "avif" and max(info.width, info.height) > imaging.AVIF_MAX_SIDE_PX:
+            target = info.format if info.format in imaging.MIME else "png"
+            notes.append(adjustment("output_format", want, target,
+                                    f"AVIF is limited to {imaging.AVIF_MAX_SIDE_PX} pixels on the longest side"))
+        if target != info.format or req.reencode:
+            if data is None:
+                data = imaging.decode_b64(b64 or "")
+                b64 = None
+            data, info = await asyncio.to_thread(imaging.convert, data, target, req.output_compression)
+    item: dict[str, Any] = {}
+    if req.response_format == "b64_json":
+        item["b64_json"] = b64 if b64 is not None else base64.b64encode(data or b"").decode("ascii")
+    else:
+        if data is None:
+            data = imaging.decode_b64(b64 or "")
+        stored = await asyncio.to_thread(rt.media.put, data, imaging.EXT.get(info.format, "bin"))
+        item["url"] = base_url + stored.path_and_query()
+    if out.revised_prompt:
+        item["revised_prompt"] = out.revised_prompt
+    return Delivered(item, info), notes
+
+
+async def deliver(rt: Runtime, req: Canonical, provider: Provider, outputs: list[RawOutput],
+                  base_url: str) -> tuple[list[Delivered], list[dict[str, Any]]]:
+    results = await asyncio.gather(*(deliver_one(rt, req, provider, o, base_url) for o in outputs))
+    notes: list[dict[str, Any]] = []
+    for _, n in results:
+        for note in n:
+            if note not in notes:
+                notes.append(note)
+    return [d for d, _ in results], notes
