@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from sandbox.testing import SimulatorThread
+from tests.servers import GatewayThread, Scripted, ScriptedThread
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread() as s:
+        yield s
+
+
+@pytest.fixture()
+def sim_clean(sim: SimulatorThread) -> Iterator[SimulatorThread]:
+    sim.reset()
+    yield sim
+    sim.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway(sim: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    """The shipped specs, every provider on the simulators."""
+    with GatewayThread(sim.base_url, tmp_path_factory.mktemp("gw")) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def scripted_server() -> Iterator[Scripted]:
+    with ScriptedThread() as s:
+        yield s
+
+
+@pytest.fixture()
+def scripted(scripted_server: Scripted) -> Iterator[Scripted]:
+    scripted_server.replies.clear()
+    scripted_server.requests.clear()
+    scripted_server.files.clear()
+    yield scripted_server
+
+
+@pytest.fixture(scope="session")
+def scripted_gateway(scripted_server: Scripted, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    """The shipped specs, every provider pointed at the scripted upstream."""
+    with GatewayThread(scripted_server.base_url, tmp_path_factory.mktemp("gws")) as gw:
+        yield gw
