@@ -116,7 +116,7 @@ def _expression(compiled: Any, path: str) -> Renderer:
         except Exception as exc:  # a template bug must name its place, not crash the request blindly
             raise TemplateError(path, f"{type(exc).__name__}: {exc}") from None
         if isinstance(result, jinja2.Undefined):
-            return None
+            raise TemplateError(path, f"undefined value: {result._undefined_message}")
         return _drop_none(result)
     return render
 
