@@ -19,7 +19,7 @@ from engine.errors import invalid_request
 
 K_TIER_SIDE_PX = 1024                  # "1K" is a 1024-pixel side; "1" megapixel tier is the same area
 MAX_SIDE_PX = 65536                    # any requested side above this is nonsense, not a shape
-RATIO_TABLE_TOLERANCE = 0.03           # a dimensions-table entry may differ this much from its ratio label
+RATIO_TABLE_TOLERANCE = 0.05           # a dimensions-table entry may differ this much (log) from its ratio label
 _SIZE_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*[xX]\s*([1-9][0-9]{0,5})\s*$")
 _RATIO_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
 _TIER_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kK])?\s*$")

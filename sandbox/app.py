@@ -1,0 +1,82 @@
+"""Assembles every simulated protocol and the control API into one aiohttp app.
+
+Layout: OpenAI Images under ``/openai/v1/...`` (files under ``/openai/files/``),
+Gemini under ``/gemini/v1beta/...`` (and ``/gemini/v1/...``), control under
+``/__control__/...``. One middleware logs each protocol request and applies the
+configured base latency, so individual handlers stay protocol-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from . import control, gemini, openai_images
+from .state import JSON_BODY, LOG_ENTRY, STATE, SimState
+
+MAX_BODY_BYTES = 128 * 1024 * 1024  # edits and inline images are large; aiohttp's default is 1 MiB
+_PROTOCOL_PREFIXES = (("/openai/v1/", "openai"), ("/gemini/", "gemini"))
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def protocol_of(path: str) -> str | None:
+    """Which simulated protocol a path belongs to (None for control and file routes)."""
+    for prefix, name in _PROTOCOL_PREFIXES:
+        if path.startswith(prefix):
+            return name
+    return None
+
+
+async def _read_json(request: web.Request) -> tuple[bool, Any]:
+    """Parse a JSON body once for both the log and the handler; multipart is left unread."""
+    if request.content_type.startswith("multipart/") or not request.can_read_body:
+        return False, None
+    raw = await request.read()
+    try:
+        return True, json.loads(raw)
+    except ValueError:
+        return False, None
+
+
+@web.middleware
+async def protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log the request for ``/__control__/requests`` and apply the base latency."""
+    protocol = protocol_of(request.path)
+    if protocol is None:
+        return await handler(request)
+    state = request.config_dict[STATE]
+    parsed = await _read_json(request)
+    request[JSON_BODY] = parsed
+    entry: dict[str, Any] = {
+        "protocol": protocol,
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "headers": {k.lower(): v for k, v in request.headers.items()},
+        "json": parsed[1] if parsed[0] else None,
+        "time": time.time(),
+    }
+    state.requests.append(entry)
+    request[LOG_ENTRY] = entry
+    if state.latency_ms > 0:
+        await asyncio.sleep(state.latency_ms / 1000.0)
+    response = await handler(request)
+    if protocol == "openai":
+        response.headers.setdefault("x-request-id", f"req_{id(entry):x}{int(entry['time'] * 1000):x}")
+    return response
+
+
+def build_app(latency_ms: float = 0) -> web.Application:
+    """A fresh simulator app with its own state; ``latency_ms`` is the base latency per request."""
+    app = web.Application(middlewares=[protocol_middleware], client_max_size=MAX_BODY_BYTES)
+    app[STATE] = SimState(latency_ms)
+    openai_images.add_routes(app)
+    gemini.add_routes(app)
+    control.add_routes(app)
+    return app

@@ -1,0 +1,103 @@
+"""Fault injection shared by every protocol.
+
+A fault comes from the control API queue (first) or from ``[sim:...]`` directives
+in the prompt. This module only decides *which* fault applies and handles the
+protocol-independent ones (latency, dropped connection, malformed body); each
+protocol module turns the remaining kinds into its own real error format.
+
+Kinds: ``429``, ``500``, ``503``, ``safety``, ``prompt-blocked``, ``malformed``,
+``drop``, ``noimage`` (terminal: at most one applies) and ``latency=MS``
+(additive: sleeps, then the request continues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from aiohttp import web
+
+from .state import SimState
+
+TERMINAL_KINDS: frozenset[str] = frozenset(
+    {"429", "500", "503", "safety", "prompt-blocked", "malformed", "drop", "noimage"}
+)
+PROTOCOLS: frozenset[str] = frozenset({"openai", "gemini"})
+_DIRECTIVE = re.compile(r"\[sim:([A-Za-z0-9_.=-]+)\]")
+_LATENCY = re.compile(r"latency=(\d+(?:\.\d+)?)")
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+    """Split a fault spec into ``(kind, latency_ms)``; ValueError for anything unknown."""
+    text = spec.strip().lower()
+    match = _LATENCY.fullmatch(text)
+    if match:
+        return "latency", float(match.group(1))
+    if text in TERMINAL_KINDS:
+        return text, 0.0
+    raise ValueError(f"unknown fault {spec!r}; expected one of {sorted(TERMINAL_KINDS)} or latency=MS")
+
+
+def prompt_directives(prompt: str) -> list[str]:
+    """The valid ``[sim:...]`` specs found anywhere in a prompt, in order."""
+    found = []
+    for raw in _DIRECTIVE.findall(prompt or ""):
+        try:
+            parse_spec(raw)
+        except ValueError:
+            continue
+        found.append(raw.lower())
+    return found
+
+
+def strip_directives(text: str) -> str:
+    """The prompt without ``[sim:...]`` markers, for text the fake model echoes back."""
+    return " ".join(_DIRECTIVE.sub(" ", text or "").split())
+
+
+async def resolve(state: SimState, protocol: str, prompt: str) -> str | None:
+    """Sleep for injected latency and return the terminal fault kind to apply, if any.
+
+    A queued terminal fault wins outright; a queued latency fault adds its delay and
+    lets the prompt directives still apply. Several latency directives add up; the
+    first terminal directive wins.
+    """
+    delay_ms = 0.0
+    queued = state.take_fault(protocol)
+    specs: list[str] = []
+    if queued is not None:
+        kind, ms = parse_spec(queued)
+        if kind != "latency":
+            return kind
+        delay_ms += ms
+    specs.extend(prompt_directives(prompt))
+    terminal: str | None = None
+    for spec in specs:
+        kind, ms = parse_spec(spec)
+        if kind == "latency":
+            delay_ms += ms
+        elif terminal is None:
+            terminal = kind
+    if delay_ms > 0:
+        await asyncio.sleep(delay_ms / 1000.0)
+    return terminal
+
+
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the socket without a response; the returned object is never delivered.
+
+    aiohttp notices the closed transport when it tries to send the response and
+    treats it as a client disconnect, so the client sees an EOF before any status line.
+    """
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=204)
+
+
+def malformed_response(payload: Any) -> web.Response:
+    """A 200 whose JSON body is cut in half, as a flaky proxy or crashed upstream would send."""
+    text = json.dumps(payload)
+    return web.Response(status=200, text=text[: max(1, len(text) // 2)], content_type="application/json")
