@@ -1,0 +1,74 @@
+"""README's first command as a new user runs it: `mediagate serve` with no keys, driven by the openai SDK."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import openai
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("MEDIAGATE_")}
+    env.update(MEDIAGATE_MEDIA_DIR=str(tmp / "media"), MEDIAGATE_MEDIA_TTL_SECONDS="3", PYTHONUNBUFFERED="1")
+    log = tmp / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("mediagate serve did not start:\n" + log.read_text())
+            time.sleep(0.1)
+        yield base, log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_startup_says_it_runs_on_the_sandbox(served: tuple[str, Path]) -> None:
+    base, log = served
+    text = log.read_text()
+    assert "sandbox: simulators at http://127.0.0.1:" in text
+    assert "gemini" in text and "openai" in text
+
+
+def test_done_when_flow(served: tuple[str, Path]) -> None:
+    base, _ = served
+    client = openai.OpenAI(base_url=base + "/v1", api_key="anything", max_retries=0)
+    res = client.images.generate(model="gemini-3-pro-image", prompt="a red fox", size="1792x1024",
+                                 response_format="b64_json", extra_body={"output_format": "webp"})
+    assert res.size == "1376x768"
+    assert any(a["param"] == "size" and a["applied"] == "1376x768" for a in (res.model_extra or {})["metadata"]["adjustments"])
+    assert len(client.images.generate(model="gemini-3-pro-image", prompt="x", n=3).data) == 3
+    url = client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url
+    assert url is not None and httpx.get(url).status_code == 200
+    time.sleep(3.2)
+    assert httpx.get(url).status_code == 410
+    with pytest.raises(openai.BadRequestError):
+        client.images.generate(model="gpt-image-1", prompt="x", extra_body={"thinking": "high"})
+    with pytest.raises(openai.NotFoundError):
+        client.images.generate(model="nope", prompt="x")
