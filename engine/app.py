@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +34,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class _Metrics:
@@ -110,6 +111,8 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
                 response = await handler(request, rt)
             except GatewayError as err:
                 response = _error(err, request_id)
+            except ClientGone:
+                response = Response(status_code=499)
             except Exception:  # the last line of defence: log it, never show it
                 log.exception("unhandled error", extra={"request_id": request_id})
                 response = _error(errors.internal(), request_id)
@@ -127,8 +130,33 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
 async def images_generations(request: Request, rt: Runtime) -> Response:
     body = await _read_json(request, rt.settings.max_body_bytes)
     sandbox = request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
-    result = await pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox)
+    if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
+        return _json(pipeline.estimate(rt, body, sandbox))
+    result = await _unless_disconnected(request, pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox))
     return _json(result.body, 200, result.headers)
+
+
+class ClientGone(Exception):
+    """The caller closed the connection; the work was cancelled (and upstream jobs with it)."""
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it if the client disconnects first, so upstream jobs are cancelled too."""
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone()
+    return task.result()
 
 
 def _wants_schema(request: Request) -> bool:

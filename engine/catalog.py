@@ -27,6 +27,7 @@ from engine.shape import ShapeSpec
 from engine.templates import TemplateError
 
 ROOT = Path(__file__).resolve().parent.parent
+PRICING_FACTS = frozenset({"resolution", "size", "aspect_ratio", "thinking", "output_format"})
 SCHEMA_DIR = ROOT / "schemas"
 MAX_SPEC_FILE_BYTES = 1024 * 1024
 
@@ -45,6 +46,7 @@ class Route:
     weight: float
     values: dict[str, Any]
     native_n: int
+    pricing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -270,6 +272,20 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
     for name, p in spec.get("params", {}).items():
         if "enum" in p and "default" in p and p["default"] not in p["enum"]:
             out.append((f"$.params.{name}.default", f"{p['default']!r} is not one of enum {p['enum']}"))
+    known = PRICING_FACTS | set(spec.get("params", {}))
+    pricings = [("$.pricing", spec.get("pricing"))] + [(f"$.routes[{i}].pricing", r.get("pricing")) for i, r in enumerate(spec["routes"])]
+    for where, pricing in pricings:
+        for j, comp in enumerate((pricing or {}).get("components", [])):
+            for key in comp.get("when", {}):
+                if key not in known:
+                    out.append((f"{where}.components[{j}].when.{key}", f"unknown condition; use one of {sorted(known)}"))
+    for i, r in enumerate(spec["routes"]):
+        prov = providers.get(r["provider"])
+        if prov is not None and prov.token is not None:
+            for key in ("from_secret", "unless_secret"):
+                name = prov.spec["token"].get(key)
+                if name and name not in prov.secrets:
+                    out.append((f"$.routes[{i}].provider", f"{prov.file}: token.{key} names no secret {name!r}"))
     return out
 
 
@@ -281,7 +297,8 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
     model_values = spec.get("values", {})
     native_n = spec.get("limits", {}).get("n", 1)
     routes = [Route(providers[r["provider"]], r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
-                    {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n))
+                    {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
+                    r.get("pricing", spec.get("pricing")))
               for r in spec["routes"]]
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},

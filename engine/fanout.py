@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine import context, errormap, extract, upstream
+from engine import context, errormap, extract, polling, upstream
 from engine.canonical import Canonical
 from engine.catalog import Route
 from engine.errors import UpstreamError
@@ -25,13 +25,16 @@ def batches(n: int, native_max: int) -> list[int]:
 async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int) -> list[RawOutput]:
     provider = route.provider
     op = provider.operations[req.operation]
-    request = upstream.render(provider, op, context.build(req, route, n), target)
-    reply = await rt.transport.send(provider, request)
+    ctx = context.build(req, route, n)
+    reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
     if reply.json is None:
         raise errormap.make("upstream_malformed", f"{provider.name} answered {reply.status} with a body that is not JSON.")
-    outputs = extract.outputs(op, reply.json)
+    body = reply.json
+    if op.job is not None:
+        body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+    outputs = extract.outputs(op, body)
     if len(outputs) < n:
         raise errormap.make("upstream_error", f"{provider.name} returned {len(outputs)} of {n} images.")
     return outputs[:n]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import errormap, fanout, postprocess, routing
+from engine import errormap, fanout, postprocess, pricing, routing
 from engine.errors import GatewayError, UpstreamError, invalid_request
 from engine.runtime import Runtime
 
@@ -54,6 +54,28 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
                            "timeout_error", "upstream_timeout") from None
 
 
+def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate") -> dict[str, Any]:
+    """`?dryRun=true`: validate, route and price without calling any provider."""
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
+    model, forced = rt.catalog.resolve(body.get("model"))
+    validator = model.validators.get(operation)
+    if validator is None:
+        raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
+    validator.validate(body)
+    req = model.canonical(body, operation)
+    routes = [r for r in routing.order(model, forced) if rt.target(r.provider, force_sandbox) is not None]
+    if not routes:
+        raise errormap.exhausted([], [])
+    route = routes[0]
+    produced = pricing.Produced(((req.shape.width or 0, req.shape.height or 0),) * req.n,
+                                len(fanout.batches(req.n, route.native_n)),
+                                pricing.facts(req.shape.as_context(), req.params, req.thinking, req.output_format or req.upstream_format))
+    cost = pricing.price(route.pricing, produced) or {"total_cost_micros": 0, "currency": "USD", "components": []}
+    return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.upstream_model,
+            **cost, "adjustments": list(req.adjustments)}
+
+
 async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url: str,
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
@@ -67,6 +89,7 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
             errors.append(err)
             continue
         try:
+            target = await rt.authorize(route.provider, target)
             outputs = await fanout.run(rt, req, route, target)
             delivered, notes = await postprocess.deliver(rt, req, route.provider, outputs, base_url)
         except UpstreamError as err:
@@ -77,6 +100,11 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
             continue
         attempts.append(_attempt(route.provider.id, route.upstream_model, started, None, target.sandbox))
         first = delivered[0].info
+        produced = pricing.Produced(tuple((d.info.width, d.info.height) for d in delivered),
+                                    len(fanout.batches(req.n, route.native_n)),
+                                    pricing.facts({**req.shape.as_context(), "size": f"{first.width}x{first.height}"},
+                                                  req.params, req.thinking, first.format))
+        cost = pricing.price(route.pricing, produced)
         body = {
             "created": int(time.time()),
             "size": f"{first.width}x{first.height}",
@@ -88,6 +116,8 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
                 "provider": route.provider.id,
                 "attempts": attempts,
                 "adjustments": list(req.adjustments) + notes,
+                "cost": round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,
+                "cost_currency": cost["currency"] if cost else None,
             },
         }
         headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}

@@ -37,6 +37,40 @@ class ErrorRule:
 
 
 @dataclass(frozen=True)
+class UrlStep:
+    url: ParsedResult | None          # absolute URL from the submit reply
+    path: Renderer | None             # or a path under the base URL (context has `job`)
+    method: str
+    json: Renderer | None
+    headers: dict[str, Renderer]
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    when: ParsedResult
+    code: str
+    retryable: bool | None
+    message: ParsedResult | None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A submit -> poll -> result protocol, as declared under an operation's `async`."""
+
+    submit_headers: dict[str, Renderer]
+    poll: UrlStep
+    interval_s: float
+    backoff: float
+    max_interval_s: float
+    deadline_s: float
+    done_when: ParsedResult
+    failed_when: tuple[FailureRule, ...]
+    result: UrlStep | None
+    cancel: UrlStep | None
+    trusted_hosts: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: Renderer
@@ -49,6 +83,7 @@ class Operation:
     response: dict[str, ParsedResult]
     blocked: tuple[BlockRule, ...]
     on_empty: dict[str, Any] | None
+    job: JobSpec | None = None
 
 
 @dataclass
@@ -67,6 +102,8 @@ class Provider:
     max_connections: int
     operations: dict[str, Operation]
     errors: tuple[ErrorRule, ...]
+    config: dict[str, str] = field(default_factory=dict)
+    token: dict[str, Renderer] | None = None      # an OAuth2 JWT-bearer grant that yields secrets.token
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def wants_sandbox(self, env: Mapping[str, str]) -> bool:
@@ -92,8 +129,11 @@ def _statuses(value: Any) -> frozenset[int] | None:
 def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | None = None) -> Provider:
     """Compile a schema-valid provider spec; template and path errors raise with their `$.` path."""
     env = os.environ if env is None else env
+    config = {name: env.get(c.get("env", ""), "") or str(c.get("default", "")) for name, c in spec.get("config", {}).items()}
     base = spec["base_url"]
     base_url = base if isinstance(base, str) else (env.get(base.get("env", ""), "") or base["default"])
+    if "{{" in base_url:
+        base_url = str(compile_value(base_url, "$.base_url")({"config": config}))
     secrets: dict[str, str | None] = {}
     missing: list[str] = []
     for name, ref in spec.get("secrets", {}).items():
@@ -113,7 +153,10 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
         sandbox_unless_env=list(sandbox.get("unless_env", [])) if sandbox else [],
         timeout_s=float(spec.get("timeout_s", DEFAULT_TIMEOUT_S)),
         max_connections=int(spec.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
-        operations=operations, errors=errors, spec=spec,
+        operations=operations, errors=errors, config=config,
+        token={k: compile_value(v, f"$.token.{k}") for k, v in spec["token"].items() if k != "claims"}
+        | {"claims": compile_value(spec["token"]["claims"], "$.token.claims")} if "token" in spec else None,
+        spec=spec,
     )
 
 
@@ -135,6 +178,35 @@ def _compile_operation(op: dict[str, Any], path: str) -> Operation:
                                 compile_value(b["message"], f"{path}.blocked_when[{i}].message") if "message" in b else None)
                       for i, b in enumerate(op.get("blocked_when", []))),
         on_empty=op.get("on_empty"),
+        job=_compile_job(op["async"], f"{path}.async") if "async" in op else None,
+    )
+
+
+def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
+    return UrlStep(
+        url=compile_path(step["url"], f"{path}.url") if "url" in step else None,
+        path=compile_value(step["path"], f"{path}.path") if "path" in step else None,
+        method=step.get("method", "GET"),
+        json=compile_value(step["json"], f"{path}.json") if "json" in step else None,
+        headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in step.get("headers", {}).items()},
+    )
+
+
+def _compile_job(job: dict[str, Any], path: str) -> JobSpec:
+    return JobSpec(
+        submit_headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in job.get("headers", {}).items()},
+        poll=_compile_step(job["poll"], f"{path}.poll"),
+        interval_s=float(job.get("interval_s", 0.25)),
+        backoff=float(job.get("backoff", 1.5)),
+        max_interval_s=float(job.get("max_interval_s", 2.0)),
+        deadline_s=float(job.get("deadline_s", 600.0)),
+        done_when=compile_path(job["done_when"], f"{path}.done_when"),
+        failed_when=tuple(FailureRule(compile_path(r["when"], f"{path}.failed_when[{i}].when"), r["code"], r.get("retryable"),
+                                      compile_path(r["message"], f"{path}.failed_when[{i}].message") if "message" in r else None)
+                          for i, r in enumerate(job.get("failed_when", []))),
+        result=_compile_step(job["result"], f"{path}.result") if "result" in job else None,
+        cancel=_compile_step(job["cancel"], f"{path}.cancel") if "cancel" in job else None,
+        trusted_hosts=frozenset(job.get("trusted_hosts", [])),
     )
 
 

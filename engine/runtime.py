@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.media import MediaStore
+from engine.oauth import TokenCache
 from engine.provider import Provider
 from engine.upstream import SANDBOX_SECRET, Target, Transport
 
@@ -19,6 +22,8 @@ class Runtime:
     media: MediaStore
     transport: Transport = field(default_factory=Transport)
     sandbox_url: str | None = None          # the running simulators, when the sandbox is on
+    tokens: TokenCache = field(default_factory=TokenCache)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
 
     def sandboxed(self, provider: Provider) -> bool:
         """Whether this provider is served by the simulators for every request."""
@@ -38,3 +43,13 @@ class Runtime:
         if provider.missing_secrets:
             return None
         return Target(provider.base_url, dict(provider.secrets), False)
+
+    async def authorize(self, provider: Provider, target: Target) -> Target:
+        """Add `secrets.token` from the provider's token grant, unless sandboxed or a static token is set."""
+        if provider.token is None or target.sandbox:
+            return target
+        unless = provider.spec["token"].get("unless_secret")
+        if unless and target.secrets.get(unless):
+            return target
+        token = await self.tokens.token(provider, target.secrets, self.transport.session(provider))
+        return Target(target.base_url, {**target.secrets, "token": token}, target.sandbox)

@@ -74,19 +74,31 @@ def _merge_into(body: Any, path: tuple[str, ...], extra: dict[str, Any]) -> Any:
     return body
 
 
+def _strings(renderers: dict[str, Any], ctx: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in ((k, r(ctx)) for k, r in renderers.items()) if v is not None and v != ""}
+
+
+def url_for(base_url: str, path: str) -> str:
+    return base_url + "/".join(quote(part, safe=":@$,;=+!*'()~.-_") for part in path.split("/"))
+
+
+def build(provider: Provider, target: Target, ctx: dict[str, Any], method: str, url: str,
+          headers: dict[str, Any], query: dict[str, Any], body: Any) -> UpstreamRequest:
+    """A request to `url` carrying the provider's auth (headers and query) for this target."""
+    secret_ctx = {**ctx, "secrets": target.secrets, "config": provider.config}
+    auth_headers = _strings(provider.auth_headers, secret_ctx)
+    all_headers = {**_strings(headers, ctx), **auth_headers}
+    all_query = {**_strings(query, ctx), **_strings(provider.auth_query, secret_ctx)}
+    return UpstreamRequest(method, url, all_headers, all_query, body, frozenset(auth_headers))
+
+
 def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> UpstreamRequest:
-    path = str(op.path(ctx))
-    url = target.base_url + "/".join(quote(part, safe=":@$,;=+!*'()~.-_") for part in path.split("/"))
-    secret_ctx = {**ctx, "secrets": target.secrets}
-    auth_headers = {k: str(r(secret_ctx)) for k, r in provider.auth_headers.items()}
-    headers = {k: str(v) for k, v in ((k, r(ctx)) for k, r in op.headers.items()) if v is not None}
-    headers.update({k: v for k, v in auth_headers.items() if v})
-    query = {k: str(v) for k, v in ((k, r(ctx)) for k, r in op.query.items()) if v is not None}
-    query.update({k: str(v) for k, v in ((k, r(secret_ctx)) for k, r in provider.auth_query.items()) if v})
+    ctx = {**ctx, "config": provider.config}
     body = op.json(ctx) if op.json is not None else None
     if op.passthrough_into is not None:
         body = _merge_into(body, op.passthrough_into, ctx["extra"])
-    return UpstreamRequest(op.method, url, headers, query, body, frozenset(auth_headers))
+    headers = {**op.headers, **(op.job.submit_headers if op.job else {})}
+    return build(provider, target, ctx, op.method, url_for(target.base_url, str(op.path(ctx))), headers, op.query, body)
 
 
 class Transport:

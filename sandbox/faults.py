@@ -7,7 +7,11 @@ protocol module turns the remaining kinds into its own real error format.
 
 Kinds: ``429``, ``500``, ``503``, ``safety``, ``prompt-blocked``, ``malformed``,
 ``drop``, ``noimage`` (terminal: at most one applies) and ``latency=MS``
-(additive: sleeps, then the request continues).
+(additive: sleeps, then the request continues). Some protocols know extra terminal
+kinds (``PROTOCOL_KINDS``); a kind a protocol does not know is ignored there, so a
+queued fault waits for a request that can express it.
+
+``[sim:job=MS]`` is not a fault: it sets how long an async job (fal, Replicate) runs.
 """
 
 from __future__ import annotations
@@ -21,12 +25,23 @@ from aiohttp import web
 
 from .state import SimState
 
-TERMINAL_KINDS: frozenset[str] = frozenset(
+COMMON_KINDS: frozenset[str] = frozenset(
     {"429", "500", "503", "safety", "prompt-blocked", "malformed", "drop", "noimage"}
 )
-PROTOCOLS: frozenset[str] = frozenset({"openai", "gemini"})
+# Which terminal kinds each protocol can express in its own error format.
+PROTOCOL_KINDS: dict[str, frozenset[str]] = {
+    "openai": COMMON_KINDS,
+    "gemini": COMMON_KINDS,
+    "vertex": COMMON_KINDS | {"safety-partial"},
+    "fal": COMMON_KINDS | {"422", "safety-422", "job-error"},
+    "replicate": COMMON_KINDS | {"422", "fail"},
+    "a1111": frozenset({"422", "500", "malformed", "drop"}),
+}
+TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
+PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)
 _DIRECTIVE = re.compile(r"\[sim:([A-Za-z0-9_.=-]+)\]")
 _LATENCY = re.compile(r"latency=(\d+(?:\.\d+)?)")
+_JOB = re.compile(r"\[sim:job=(\d+(?:\.\d+)?)\]", re.IGNORECASE)
 
 
 def parse_spec(spec: str) -> tuple[str, float]:
@@ -40,16 +55,30 @@ def parse_spec(spec: str) -> tuple[str, float]:
     raise ValueError(f"unknown fault {spec!r}; expected one of {sorted(TERMINAL_KINDS)} or latency=MS")
 
 
-def prompt_directives(prompt: str) -> list[str]:
-    """The valid ``[sim:...]`` specs found anywhere in a prompt, in order."""
+def supports(protocol: str, spec: str) -> bool:
+    """Whether ``protocol`` can express fault ``spec`` (latency works everywhere)."""
+    kind, _ = parse_spec(spec)
+    return kind == "latency" or kind in PROTOCOL_KINDS.get(protocol, COMMON_KINDS)
+
+
+def prompt_directives(prompt: str, protocol: str | None = None) -> list[str]:
+    """The valid ``[sim:...]`` specs found anywhere in a prompt, in order (optionally
+    only those ``protocol`` can express)."""
     found = []
     for raw in _DIRECTIVE.findall(prompt or ""):
         try:
             parse_spec(raw)
         except ValueError:
             continue
-        found.append(raw.lower())
+        if protocol is None or supports(protocol, raw):
+            found.append(raw.lower())
     return found
+
+
+def job_ms_directive(prompt: str) -> float | None:
+    """The ``[sim:job=MS]`` job duration asked for in a prompt, if any."""
+    match = _JOB.search(prompt or "")
+    return float(match.group(1)) if match else None
 
 
 def strip_directives(text: str) -> str:
@@ -65,14 +94,14 @@ async def resolve(state: SimState, protocol: str, prompt: str) -> str | None:
     first terminal directive wins.
     """
     delay_ms = 0.0
-    queued = state.take_fault(protocol)
+    queued = state.take_fault(protocol, lambda spec: supports(protocol, spec))
     specs: list[str] = []
     if queued is not None:
         kind, ms = parse_spec(queued)
         if kind != "latency":
             return kind
         delay_ms += ms
-    specs.extend(prompt_directives(prompt))
+    specs.extend(prompt_directives(prompt, protocol))
     terminal: str | None = None
     for spec in specs:
         kind, ms = parse_spec(spec)

@@ -1,0 +1,105 @@
+"""Job protocols: after the submit reply, poll until done or failed, fetch the result, cancel on the way out.
+
+Everything provider-specific — where the status lives, which value means done, where the result and
+cancel URLs are — is declared under an operation's `async` block; this module only follows it.
+Job URLs taken from replies must stay on the provider's own host (or a declared trusted host), since
+they receive the provider's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine import errormap, upstream
+from engine.errors import UpstreamError
+from engine.paths import search, truthy
+from engine.provider import JobSpec, Provider, UrlStep
+from engine.upstream import Target, Transport
+
+MAX_TRANSIENT_POLL_FAILURES = 5   # a job is not abandoned for one flaky status call
+
+
+def _check_failed(job: JobSpec, body: Any) -> None:
+    for rule in job.failed_when:
+        if truthy(search(rule.when, body)):
+            message = search(rule.message, body) if rule.message is not None else None
+            raise errormap.make(rule.code, str(message)[: errormap.UPSTREAM_MESSAGE_MAX_CHARS] if message else None,
+                                retryable=rule.retryable)
+
+
+def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], target: Target) -> str:
+    if step.url is not None:
+        url = search(step.url, submitted)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise errormap.make("upstream_malformed", "The provider's job reply has no usable job URL.")
+        base_host = urlsplit(target.base_url).netloc
+        if urlsplit(url).netloc != base_host and urlsplit(url).hostname not in job.trusted_hosts:
+            raise errormap.make("upstream_malformed", "The provider's job URL points at a host it is not trusted for.")
+        return url
+    assert step.path is not None
+    return upstream.url_for(target.base_url, str(step.path(ctx)))
+
+
+async def _call(transport: Transport, provider: Provider, target: Target, step: UrlStep, job: JobSpec, submitted: Any,
+                ctx: dict[str, Any]) -> upstream.UpstreamReply:
+    jctx = {**ctx, "job": submitted}
+    body = step.json(jctx) if step.json is not None else None
+    request = upstream.build(provider, target, jctx, step.method, _step_url(step, job, submitted, jctx, target),
+                             step.headers, {}, body)
+    return await transport.send(provider, request)
+
+
+async def follow(transport: Transport, provider: Provider, job: JobSpec, target: Target, ctx: dict[str, Any],
+                 submitted: Any, background: set[asyncio.Task[Any]]) -> Any:
+    """The final reply body holding the outputs; cancels the upstream job if this is cancelled or times out."""
+    state = submitted
+    deadline = time.monotonic() + job.deadline_s
+    interval = job.interval_s
+    transient = 0
+    try:
+        while True:
+            _check_failed(job, state)
+            if truthy(search(job.done_when, state)):
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise errormap.make("upstream_timeout", f"{provider.name} did not finish the job within {job.deadline_s:g} s.")
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * job.backoff, job.max_interval_s)
+            try:
+                reply = await _call(transport, provider, target, job.poll, job, submitted, ctx)
+                if not 200 <= reply.status < 300:
+                    raise upstream.reply_error(provider, reply)
+                if not isinstance(reply.json, (dict, list)):
+                    raise errormap.make("upstream_malformed", f"{provider.name} sent an unreadable job status.")
+            except UpstreamError as err:
+                transient += 1
+                if not err.retryable or err.code == "upstream_auth_failed" or transient > MAX_TRANSIENT_POLL_FAILURES:
+                    raise
+                continue
+            transient = 0
+            state = reply.json
+        if job.result is None:
+            return state
+        reply = await _call(transport, provider, target, job.result, job, submitted, ctx)
+        if not 200 <= reply.status < 300:
+            raise upstream.reply_error(provider, reply)
+        return reply.json
+    except (asyncio.CancelledError, UpstreamError) as exc:
+        if job.cancel is not None and (isinstance(exc, asyncio.CancelledError) or exc.code == "upstream_timeout"):
+            task = asyncio.ensure_future(_cancel(transport, provider, target, job, submitted, ctx))
+            background.add(task)
+            task.add_done_callback(background.discard)
+        raise
+
+
+async def _cancel(transport: Transport, provider: Provider, target: Target, job: JobSpec, submitted: Any,
+                  ctx: dict[str, Any]) -> None:
+    assert job.cancel is not None
+    try:
+        await _call(transport, provider, target, job.cancel, job, submitted, ctx)
+    except UpstreamError:
+        pass  # best effort: the job's own deadline ends it upstream

@@ -1,0 +1,77 @@
+"""Cost from pricing components: estimated before a call (dryRun) and computed after it from what was produced.
+
+A component is (metric, unit_price, conditions). Quantities come from the canonical request when
+estimating and from the delivered outputs (measured sizes, actual count) when charging, so an emulated
+`n` counts every image and a clamped size is priced at the size really made.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+MICROS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What one request made (or would make)."""
+
+    sizes: tuple[tuple[int, int], ...]   # one per image
+    calls: int                           # upstream calls (batches)
+    facts: Mapping[str, Any]             # values `when` conditions test
+
+
+def _matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    for key, want in when.items():
+        have = facts.get(key)
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _quantity(metric: str, produced: Produced, rounding: str) -> tuple[float, float]:
+    if metric == "image":
+        q = float(len(produced.sizes))
+        return q, q
+    if metric == "call":
+        return float(produced.calls), float(produced.calls)
+    if metric == "megapixel":
+        mps = [w * h / MICROS for w, h in produced.sizes]
+        billable = [math.ceil(m - 1e-9) if rounding == "up" else m for m in mps]
+        return round(sum(mps), 6), round(sum(billable), 6)
+    return 0.0, 0.0  # token / second: known only from usage, not priced here yet
+
+
+def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, Any] | None:
+    """Components and totals, or None when the model declares no pricing."""
+    if not pricing:
+        return None
+    components = []
+    total = 0.0
+    for comp in pricing["components"]:
+        if not _matches(comp.get("when", {}), produced.facts):
+            continue
+        quantity, billable = _quantity(comp["metric"], produced, comp.get("round", "none"))
+        if billable == 0:
+            continue
+        cost = billable * comp["unit_price"] / comp.get("per", 1)
+        total += cost
+        components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": _num(quantity),
+                           "billable_quantity": _num(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
+    return {"total_cost_micros": int(round(total * MICROS)), "currency": pricing.get("currency", "USD"),
+            "components": components}
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def facts(shape: Mapping[str, Any], params: Mapping[str, Any], thinking: str | None, output_format: str | None) -> dict[str, Any]:
+    return {**{k: v for k, v in params.items() if v is not None}, "resolution": shape.get("resolution"),
+            "size": shape.get("size"), "aspect_ratio": shape.get("aspect_ratio"), "thinking": thinking,
+            "output_format": output_format}
