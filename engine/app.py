@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from engine import errors, imaging, pipeline
+from engine import errors, imaging, pipeline, reload
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.errors import GatewayError
@@ -231,8 +232,10 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return _json(err.to_body(), 405)
 
 
-def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None) -> Starlette:
-    """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL)."""
+def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
+               spec_paths: list[Path] | None = None) -> Starlette:
+    """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
+    the specs under `spec_paths` (default: the checkout) are watched and reloaded when they change."""
     runtime = Runtime(settings, catalog, MediaStore(settings.media_dir, settings.media_ttl_s, settings.signing_key))
 
     @contextlib.asynccontextmanager
@@ -243,11 +246,16 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
             log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
                         runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
-        sweeper = asyncio.create_task(runtime.media.sweeper())
+        tasks = [asyncio.create_task(runtime.media.sweeper())]
+        if settings.reload_interval_s > 0:
+            def swap(fresh: Catalog) -> None:
+                runtime.catalog = fresh
+            tasks.append(asyncio.create_task(reload.watch(spec_paths, swap, settings.reload_interval_s)))
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in tasks:
+                task.cancel()
             await runtime.transport.close()
             if handle is not None:
                 await handle.cleanup()

@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from sandbox.testing import start_in_loop
         return await start_in_loop(0, "127.0.0.1", 0)
 
-    app = create_app(settings, cat, start_sandbox)
+    app = create_app(settings, cat, start_sandbox, [Path(p) for p in args.specs] if args.specs else None)
     print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
           f"listening on http://{settings.host}:{settings.port}/v1", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -26,6 +26,7 @@ class Settings:
     sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     max_body_bytes: int = MAX_JSON_BODY_BYTES
+    reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -44,4 +45,5 @@ class Settings:
             raise ValueError("MEDIAGATE_SANDBOX must be auto, on or off")
         s.request_timeout_s = float(env.get("MEDIAGATE_REQUEST_TIMEOUT_SECONDS", s.request_timeout_s))
         s.max_body_bytes = int(env.get("MEDIAGATE_MAX_BODY_BYTES", s.max_body_bytes))
+        s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
         return s

@@ -80,7 +80,7 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
-    for route in routing.order(model, forced):
+    for route in routing.order(model, forced, health=rt.health):
         started = time.monotonic()
         target = rt.target(route.provider, force_sandbox)
         if target is None:
@@ -95,10 +95,12 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
         except UpstreamError as err:
             attempts.append(_attempt(route.provider.id, route.upstream_model, started, err, target.sandbox))
             errors.append(err)
+            rt.health.record(route.provider.id, ok=not err.retryable)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue
         attempts.append(_attempt(route.provider.id, route.upstream_model, started, None, target.sandbox))
+        rt.health.record(route.provider.id, ok=True)
         first = delivered[0].info
         produced = pricing.Produced(tuple((d.info.width, d.info.height) for d in delivered),
                                     len(fanout.batches(req.n, route.native_n)),

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.catalog import Catalog
 from engine.config import Settings
+from engine.health import Health
 from engine.media import MediaStore
 from engine.oauth import TokenCache
 from engine.provider import Provider
@@ -23,6 +24,7 @@ class Runtime:
     transport: Transport = field(default_factory=Transport)
     sandbox_url: str | None = None          # the running simulators, when the sandbox is on
     tokens: TokenCache = field(default_factory=TokenCache)
+    health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
 
     def sandboxed(self, provider: Provider) -> bool:

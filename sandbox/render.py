@@ -264,3 +264,20 @@ async def render_edit_async(
 ) -> bytes:
     """``render_edit`` in a worker thread (edits depend on their input, so they are not cached)."""
     return await asyncio.to_thread(render_edit, source, width, height, prompt, fmt, quality, mask)
+
+
+def render_black(width: int, height: int, fmt: str = "png") -> bytes:
+    """An all-black image, which is what safety checkers (fal's) put in place of a flagged one."""
+    fmt = normalize_format(fmt)
+    key = (width, height, fmt, None, False, "\x00black")
+    hit = CACHE.get(key)
+    if hit is not None:
+        return hit
+    data = _encode(Image.new("RGB", (width, height), (0, 0, 0)), fmt, None)
+    CACHE.put(key, data)
+    return data
+
+
+async def render_black_async(width: int, height: int, fmt: str = "png") -> bytes:
+    """``render_black`` in a worker thread (big canvases take a while to encode)."""
+    return await asyncio.to_thread(render_black, width, height, fmt)

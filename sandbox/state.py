@@ -1,4 +1,5 @@
-"""Mutable simulator state: queued faults, base latency, request log, served files.
+"""Mutable simulator state: queued faults, base latency, job duration, request log,
+served files, async jobs (fal requests, Replicate predictions) and issued OAuth tokens.
 
 Everything here is touched only from the event loop thread, so no locking.
 """
@@ -6,14 +7,20 @@ Everything here is touched only from the event loop thread, so no locking.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
 REQUEST_LOG_SIZE = 200
 FILE_STORE_SIZE = 512
+JOB_STORE_SIZE = 1024
+DEFAULT_JOB_MS = 300.0  # how long a fal request / Replicate prediction runs unless configured
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,25 +57,62 @@ class FileStore:
         return len(self._files)
 
 
+class BoundedStore(Generic[T]):
+    """An insertion-ordered dict that forgets its oldest entries past ``capacity``."""
+
+    def __init__(self, capacity: int = JOB_STORE_SIZE) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, T] = OrderedDict()
+
+    def put(self, key: str, value: T) -> T:
+        self._items[key] = value
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+    def get(self, key: str) -> T | None:
+        return self._items.get(key)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class SimState:
     """The state one simulator app instance works from."""
 
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    def __init__(self, latency_ms: float = 0.0, job_ms: float = DEFAULT_JOB_MS) -> None:
         self.initial_latency_ms = float(latency_ms)
         self.latency_ms = float(latency_ms)
+        self.initial_job_ms = float(job_ms)
+        self.job_ms = float(job_ms)
         self.faults: deque[QueuedFault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.files = FileStore()
+        self.jobs: BoundedStore[Any] = BoundedStore()
+        self.tokens: BoundedStore[float] = BoundedStore()  # access token -> expiry (epoch s)
+
+    def issue_token(self, lifetime_s: int) -> str:
+        """A new OAuth access token in Google's ``ya29.`` shape, valid for ``lifetime_s``."""
+        token = f"ya29.sim-{secrets.token_urlsafe(32)}"
+        self.tokens.put(token, time.time() + lifetime_s)
+        return token
+
+    def token_valid(self, token: str) -> bool:
+        expiry = self.tokens.get(token)
+        return expiry is not None and expiry > time.time()
 
     def queue_fault(self, spec: str, count: int, protocol: str | None) -> QueuedFault:
         fault = QueuedFault(spec=spec, protocol=protocol, remaining=count)
         self.faults.append(fault)
         return fault
 
-    def take_fault(self, protocol: str) -> str | None:
-        """Consume one use of the oldest queued fault that matches ``protocol``."""
+    def take_fault(self, protocol: str, usable: Callable[[str], bool] = lambda spec: True) -> str | None:
+        """Consume one use of the oldest queued fault that matches ``protocol`` (and ``usable``)."""
         for fault in self.faults:
-            if fault.protocol in (None, protocol):
+            if fault.protocol in (None, protocol) and usable(fault.spec):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.remove(fault)
@@ -76,10 +120,13 @@ class SimState:
         return None
 
     def reset(self) -> None:
-        """Back to how the app started: no faults, initial latency, empty log."""
+        """Back to how the app started: no faults, initial latency and job time, empty log
+        and no jobs (issued tokens stay valid: a client caches them for an hour)."""
         self.faults.clear()
         self.requests.clear()
+        self.jobs.clear()
         self.latency_ms = self.initial_latency_ms
+        self.job_ms = self.initial_job_ms
 
 
 STATE: web.AppKey[SimState] = web.AppKey("sandbox_state", SimState)

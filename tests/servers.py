@@ -38,7 +38,7 @@ class GatewayThread:
         if upstream_url is not None:
             async def starter() -> tuple[Any, str]:
                 return _Handle(), upstream_url
-        self.app = create_app(self.settings, self.catalog, starter)
+        self.app = create_app(self.settings, self.catalog, starter, spec_paths)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -99,6 +99,8 @@ class Scripted:
             name = f"f{len(self.files)}.{fmt.strip()}"
             self.files[name] = data
             return f"{self.base_url}/__files__/{name}"
+        if isinstance(value, str) and "$base" in value:
+            return value.replace("$base", self.base_url)
         return value
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
