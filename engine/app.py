@@ -11,15 +11,16 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from engine import errors, imaging, pipeline, reload
@@ -31,6 +32,7 @@ from engine.runtime import Runtime
 
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
+MEDIA_CHUNK_BYTES = 256 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
 SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -78,9 +80,15 @@ async def _read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.invalid_request(f"The request body is not valid JSON: {exc}", None, "invalid_json") from None
+        raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
+    except RecursionError:
+        raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _base_url(request: Request, settings: Settings) -> str:
@@ -94,7 +102,7 @@ def _check_key(request: Request, settings: Settings) -> None:
         return
     auth = request.headers.get("authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("api-key", "")
-    if not any(hmac.compare_digest(key, k) for k in settings.api_keys):
+    if not any(hmac.compare_digest(key.encode(), k.encode()) for k in settings.api_keys):
         raise errors.invalid_api_key()
 
 
@@ -191,13 +199,26 @@ async def get_model(request: Request, rt: Runtime) -> Response:
 async def media(request: Request, rt: Runtime) -> Response:
     """Signed URLs are their own credential: a browser or SDK downloads them without the gateway key."""
     path, reason = rt.media.open(request.path_params["name"], request.query_params.get("sig", ""))
-    if path is None:
+    handle = None
+    if path is not None:
+        try:
+            handle = open(path, "rb")  # an open file survives the sweeper unlinking it mid-download
+        except OSError:
+            reason = "not_found"
+    if handle is None:
         if reason == "expired":
             raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired")
         raise errors.not_found("No such media, or the URL signature is invalid.")
-    ext = path.suffix.lstrip(".")
-    mime = next((m for f, m in imaging.MIME.items() if imaging.EXT[f] == ext), "application/octet-stream")
-    return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, max-age=300"})
+    assert path is not None
+    ttl = max(0, int(rt.media.expires_at(path.name) - time.time()))
+    size = os.fstat(handle.fileno()).st_size
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while block := handle.read(MEDIA_CHUNK_BYTES):
+                yield block
+    return StreamingResponse(chunks(), media_type=imaging.MIME_BY_EXT.get(path.suffix.lstrip("."), "application/octet-stream"),
+                             headers={"Cache-Control": f"private, max-age={min(300, ttl)}", "Content-Length": str(size)})
 
 
 @endpoint("healthz", authenticated=False)
@@ -256,6 +277,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         finally:
             for task in tasks:
                 task.cancel()
+            if runtime.background:  # upstream job cancels still in flight get a moment to go out
+                await asyncio.wait(set(runtime.background), timeout=5)
             await runtime.transport.close()
             if handle is not None:
                 await handle.cleanup()

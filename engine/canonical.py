@@ -19,6 +19,9 @@ UNIVERSAL_FIELDS = frozenset({
     "model", "prompt", "n", "size", "aspect_ratio", "resolution", "response_format", "output_format",
     "output_compression", "thinking", "thinking_level", "enhance_prompt", "stream",
 })
+# Fields of the OpenAI Images API that SDKs send routinely: used where a model declares them, otherwise
+# dropped (and recorded) rather than passed to a provider that would refuse an unknown field.
+OPENAI_IMAGE_FIELDS = frozenset({"user", "quality", "style", "background", "moderation", "input_fidelity", "partial_images"})
 
 
 @dataclass(frozen=True)

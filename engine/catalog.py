@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -21,15 +22,16 @@ from engine.canonical import Canonical
 from engine.errors import model_not_found
 from engine.operations import apply_all, compile_keywords
 from engine.paths import PathError
-from engine.provider import Provider, compile_provider
+from engine.provider import Operation, Provider, compile_provider
 from engine.request_schema import RequestValidator, build
 from engine.shape import ShapeSpec
-from engine.templates import TemplateError
+from engine.templates import Renderer, TemplateError, compile_value
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICING_FACTS = frozenset({"resolution", "size", "aspect_ratio", "thinking", "output_format"})
 SCHEMA_DIR = ROOT / "schemas"
 MAX_SPEC_FILE_BYTES = 1024 * 1024
+MAX_NAME_ECHO_CHARS = 100       # an unknown model name is quoted back at most this long
 
 
 class SpecErrors(Exception):
@@ -47,6 +49,15 @@ class Route:
     values: dict[str, Any]
     native_n: int
     pricing: dict[str, Any] | None = None
+    op_names: dict[str, str] = field(default_factory=dict)     # model operation -> provider operation
+    bodies: dict[str, Renderer] = field(default_factory=dict)  # provider operation -> route-merged json template
+
+    def operation(self, model_operation: str) -> Operation:
+        """The provider operation serving `model_operation`, with this route's body merged in."""
+        name = self.op_names.get(model_operation, model_operation)
+        op = self.provider.operations[name]
+        body = self.bodies.get(name)
+        return dataclasses.replace(op, json=body) if body is not None else op
 
 
 @dataclass
@@ -85,7 +96,7 @@ class Catalog:
     def resolve(self, name: Any) -> tuple[Model, str | None]:
         """`id`, an alias, or `provider/model` (forces that provider); 404 otherwise."""
         if not isinstance(name, str) or not name:
-            raise model_not_found(str(name))
+            raise model_not_found(str(name)[:MAX_NAME_ECHO_CHARS])
         if name in self.names:
             return self.names[name], None
         prefix, _, rest = name.partition("/")
@@ -93,7 +104,7 @@ class Catalog:
             model = self.names[rest]
             if any(r.provider.id == prefix for r in model.routes):
                 return model, prefix
-        raise model_not_found(name)
+        raise model_not_found(name[:MAX_NAME_ECHO_CHARS])
 
 
 # ------------------------------------------------------------------ files
@@ -259,8 +270,9 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
             out.append((f"$.routes[{i}].provider", f"no provider {route['provider']!r} in providers.d"))
             continue
         for op in spec["operations"]:
-            if op not in prov.operations:
-                out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} has no {op!r} operation"))
+            name = route.get("operations", {}).get(op, op)
+            if name not in prov.operations:
+                out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} has no {name!r} operation"))
     if "shape" in spec:
         out += [(f"$.shape{p}", m) for p, m in ShapeSpec.from_spec(spec["shape"]).problems()]
     thinking = spec.get("thinking")
@@ -296,10 +308,22 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
         return None
     model_values = spec.get("values", {})
     native_n = spec.get("limits", {}).get("n", 1)
-    routes = [Route(providers[r["provider"]], r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
-                    {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
-                    r.get("pricing", spec.get("pricing")))
-              for r in spec["routes"]]
+    routes = []
+    for i, r in enumerate(spec["routes"]):
+        prov = providers[r["provider"]]
+        op_names = {op: r.get("operations", {}).get(op, op) for op in spec["operations"]}
+        bodies: dict[str, Renderer] = {}
+        if "body" in r:
+            for name in set(op_names.values()):
+                merged = _deep_merge(prov.spec["operations"][name]["request"].get("json", {}), r["body"])
+                try:
+                    bodies[name] = compile_value(merged, f"$.routes[{i}].body")
+                except TemplateError as exc:
+                    problems.append(f"{file}: {exc}")
+                    return None
+        routes.append(Route(prov, r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
+                            {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
+                            r.get("pricing", spec.get("pricing")), op_names, bodies))
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
                   routes=routes, aliases=list(spec.get("aliases", [])))
@@ -321,7 +345,7 @@ def dry_render(model: Model) -> list[str]:
             problems.append(f"$: the default request does not normalize: {exc}")
             continue
         for i, route in enumerate(model.routes):
-            operation = route.provider.operations[op]
+            operation = route.operation(op)
             target = Target("http://spec.check", {k: "x" for k in route.provider.secrets}, True)
             try:
                 render(route.provider, operation, context.build(req, route, min(req.n, route.native_n)), target)

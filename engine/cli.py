@@ -61,7 +61,7 @@ def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any]) -> 
     routes = []
     for route in routing.order(model, forced):
         target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
-        calls = [upstream.render(route.provider, route.provider.operations[op], context.build(req, route, k), target).redacted()
+        calls = [upstream.render(route.provider, route.operation(op), context.build(req, route, k), target).redacted()
                  for k in batches(req.n, route.native_n)]
         routes.append({"provider": route.provider.id, "upstream_model": route.upstream_model, "priority": route.priority,
                        "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})

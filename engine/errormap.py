@@ -55,10 +55,8 @@ def default_code(status: int) -> str:
         return "upstream_model_not_found"
     if status in (408, 504):
         return "upstream_timeout"
-    if status == 413 or status == 422 or status == 400:
+    if status in (400, 413, 422):
         return "invalid_request_error"
-    if 400 <= status < 500:
-        return "upstream_error"
     return "upstream_error"
 
 
@@ -78,17 +76,23 @@ def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, st
             continue
         message = _text(search(rule.message, body)) if rule.message is not None else None
         param = _text(search(rule.param, body)) if rule.param is not None else None
-        return make(rule.code, message, status, param, rule.retryable, _retry_after(rule, headers, body))
+        if param is not None:
+            param = rule.params.get(param, param)
+        retryable = rule.retryable
+        if rule.retryable_header and headers.get(rule.retryable_header, "").lower() in ("true", "false"):
+            retryable = headers[rule.retryable_header].lower() == "true"
+        return make(rule.code, message, status, param, retryable, _retry_after(rule, headers, body))
     code = default_code(status)
     return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"))
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
+    """Only a provider's own message string is relayed: its first line, cut short; never an object."""
+    if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
+        value = str(value[-1])
+    if not isinstance(value, str) or not value.strip():
         return None
-    if isinstance(value, list):
-        value = ".".join(str(v) for v in value) if all(isinstance(v, (str, int)) for v in value) else str(value)
-    return str(value)[:UPSTREAM_MESSAGE_MAX_CHARS]
+    return value.strip().splitlines()[0][:UPSTREAM_MESSAGE_MAX_CHARS]
 
 
 def _parse_duration(value: Any, unit: str) -> float | None:
@@ -116,7 +120,8 @@ def _retry_after(rule: ErrorRule, headers: Mapping[str, str], body: Any) -> floa
 def to_client(err: UpstreamError) -> GatewayError:
     """A non-retryable upstream error as the caller sees it."""
     status, type_, _ = CODES[err.code]
-    return GatewayError(status, err.message, type_, err.code, err.param)
+    headers = {"Retry-After": str(max(1, round(err.retry_after_s or 1)))} if status == 429 else {}
+    return GatewayError(status, err.message, type_, err.code, err.param, headers)
 
 
 def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> GatewayError:

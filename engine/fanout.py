@@ -7,6 +7,7 @@ so a caller never gets half an answer.
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Coroutine, Iterator, TypeVar
 
 from engine import context, errormap, extract, polling, upstream
 from engine.canonical import Canonical
@@ -16,6 +17,8 @@ from engine.extract import RawOutput
 from engine.runtime import Runtime
 from engine.upstream import Target
 
+T = TypeVar("T")
+
 
 def batches(n: int, native_max: int) -> list[int]:
     full, rest = divmod(n, native_max)
@@ -24,7 +27,7 @@ def batches(n: int, native_max: int) -> list[int]:
 
 async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int) -> list[RawOutput]:
     provider = route.provider
-    op = provider.operations[req.operation]
+    op = route.operation(req.operation)
     ctx = context.build(req, route, n)
     reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
     if not 200 <= reply.status < 300:
@@ -40,25 +43,38 @@ async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n
     return outputs[:n]
 
 
+async def all_or_nothing(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; results in order, or the first UpstreamError after every sibling has been
+    cancelled and awaited (nothing left running, no exception left unretrieved)."""
+    if len(coros) == 1:
+        return [await coros[0]]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as eg:
+        upstream_errors = [e for e in _leaves(eg) if isinstance(e, UpstreamError)]
+        if upstream_errors and len(upstream_errors) == len(list(_leaves(eg))):
+            raise upstream_errors[0] from None
+        raise
+    return [t.result() for t in tasks]
+
+
+def _leaves(eg: BaseExceptionGroup) -> Iterator[BaseException]:
+    for e in eg.exceptions:
+        if isinstance(e, BaseExceptionGroup):
+            yield from _leaves(e)
+        else:
+            yield e
+
+
 async def run(rt: Runtime, req: Canonical, route: Route, target: Target) -> list[RawOutput]:
     sizes = batches(req.n, route.native_n)
-    if len(sizes) == 1:
-        return await call_once(rt, req, route, target, sizes[0])
-    tasks = [asyncio.ensure_future(call_once(rt, req, route, target, k)) for k in sizes]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for t in pending:
-            t.cancel()
-        for t in tasks:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                exc = t.exception()
-                if isinstance(exc, UpstreamError):
-                    raise errormap.make(exc.code, f"{exc.message} (in one of {len(sizes)} concurrent calls; "
-                                        "the whole request failed rather than return part of it)",
-                                        exc.status, exc.param, exc.retryable, exc.retry_after_s)
-                raise exc  # type: ignore[misc]
-        return [o for t in tasks for o in t.result()]
-    finally:
-        for t in tasks:
-            if not t.done():
-                t.cancel()
+        results = await all_or_nothing([call_once(rt, req, route, target, k) for k in sizes])
+    except UpstreamError as exc:
+        if len(sizes) == 1:
+            raise
+        raise errormap.make(exc.code, f"{exc.message} (in one of {len(sizes)} concurrent calls; "
+                            "the whole request failed rather than return part of it)",
+                            exc.status, exc.param, exc.retryable, exc.retry_after_s) from None
+    return [o for batch in results for o in batch]

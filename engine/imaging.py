@@ -21,6 +21,7 @@ Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 PIL_NAMES = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "AVIF": "avif"}
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif"}
 EXT = {"png": "png", "jpeg": "jpg", "gif": "gif", "webp": "webp", "avif": "avif"}
+MIME_BY_EXT = {EXT[f]: MIME[f] for f in MIME}
 _SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
 DEFAULT_QUALITY = {"jpeg": 90, "webp": 90, "avif": 75}
 
@@ -63,8 +64,10 @@ def decode_b64(b64: str) -> bytes:
             raise ImageError("invalid base64 image data") from None
 
 
-def convert(data: bytes, fmt: str, quality: int | None) -> tuple[bytes, Info]:
-    """Re-encode to `fmt` (blocking: call from a worker thread)."""
+def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, Info]:
+    """Re-encode to `fmt` (blocking: call from a worker thread); `data` may still be base64 text."""
+    if isinstance(data, str):
+        data = decode_b64(data)
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

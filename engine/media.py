@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -19,6 +20,8 @@ from pathlib import Path
 MEDIA_ROUTE = "/v1/media"
 SWEEP_INTERVAL_S = 30.0
 TOKEN_BYTES = 32
+STALE_TMP_S = 3600.0          # a .tmp file older than this is a failed write
+log = logging.getLogger("mediagate")
 _NAME = re.compile(r"^(?P<exp>[0-9]{10,12})-(?P<token>[A-Za-z0-9_-]{40,64})\.(?P<ext>[a-z0-9]{2,5})$")
 
 
@@ -51,10 +54,15 @@ class MediaStore:
         os.replace(tmp, self.directory / name)
         return Stored(name, expires, self._sign(name))
 
+    @staticmethod
+    def expires_at(name: str) -> int:
+        m = _NAME.match(name)
+        return int(m.group("exp")) if m else 0
+
     def open(self, name: str, sig: str) -> tuple[Path | None, str]:
         """(path, "ok") or (None, reason) where reason is "not_found" or "expired"."""
         m = _NAME.match(name)
-        if not m or not sig or not hmac.compare_digest(self._sign(name), sig):
+        if not m or not sig or not hmac.compare_digest(self._sign(name).encode(), sig.encode("utf-8", "replace")):
             return None, "not_found"
         path = self.directory / name
         if int(m.group("exp")) <= time.time():
@@ -63,12 +71,13 @@ class MediaStore:
         return (path, "ok") if path.is_file() else (None, "not_found")
 
     def sweep(self) -> int:
-        """Delete every expired file; returns how many."""
+        """Delete every expired file, and temporary files a failed write left behind; returns how many."""
         now = time.time()
         removed = 0
         for entry in os.scandir(self.directory):
             m = _NAME.match(entry.name)
-            if m and int(m.group("exp")) <= now:
+            stale_tmp = entry.name.endswith(".tmp") and entry.stat().st_mtime < now - STALE_TMP_S
+            if (m and int(m.group("exp")) <= now) or stale_tmp:
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -76,4 +85,7 @@ class MediaStore:
     async def sweeper(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
         while True:
             await asyncio.sleep(interval_s)
-            await asyncio.to_thread(self.sweep)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except OSError:
+                log.exception("media sweep failed; retrying at the next interval")

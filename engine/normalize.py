@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import shape as shapes
-from engine.canonical import UNIVERSAL_FIELDS, Canonical, adjustment
+from engine.canonical import OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS, Canonical, adjustment
 from engine.errors import invalid_request
 from engine.operations import operation
 
@@ -84,10 +84,10 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
     native_comp = bool(spec.get("compression"))
     req = req.with_(response_format=body.get("response_format") or "url", output_format=fmt, output_compression=comp)
     if fmt is None:
-        if comp is not None and not native_comp:
-            return req.with_(reencode=False).adjusted(adjustment(
-                "output_compression", comp, None, "ignored: no output_format was requested to compress into"))
-        return req.with_(upstream_compression=comp if native_comp else None)
+        if comp is not None:
+            return req.adjusted(adjustment("output_compression", comp, None,
+                                           "ignored: no lossy output_format (jpeg, webp, avif) was requested"))
+        return req
     if comp is not None and fmt not in LOSSY_FORMATS:
         req = req.adjusted(adjustment("output_compression", comp, None, f"ignored: {fmt} is lossless"))
         comp = None
@@ -102,5 +102,7 @@ def params(spec: dict[str, Any], req: Canonical) -> Canonical:
     """Declared model parameters (with defaults) for templates; everything unknown is passthrough."""
     body = req.body
     declared = {name: body.get(name, p.get("default")) for name, p in spec.items()}
-    extra = {k: v for k, v in body.items() if k not in UNIVERSAL_FIELDS and k not in spec}
-    return req.with_(params=declared, extra=extra)
+    extra = {k: v for k, v in body.items() if k not in UNIVERSAL_FIELDS and k not in spec and k not in OPENAI_IMAGE_FIELDS}
+    dropped = [adjustment(k, body[k], None, f"ignored: model '{req.model_id}' has no {k} parameter")
+               for k in sorted(OPENAI_IMAGE_FIELDS & body.keys()) if k not in spec]
+    return req.with_(params=declared, extra=extra).adjusted(*dropped)

@@ -20,6 +20,7 @@ from engine.provider import Provider
 
 TOKEN_LIFETIME_S = 3600         # asked for in the assertion (the grant's maximum at common issuers)
 REFRESH_MARGIN_S = 300          # a cached token is renewed this long before it expires
+FAILURE_HOLD_S = 10.0           # after a failed grant, callers get the same error this long instead of queueing retries
 TOKEN_TIMEOUT_S = 30.0
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -38,6 +39,7 @@ class TokenCache:
     def __init__(self) -> None:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._failed: dict[str, tuple[Exception, float]] = {}
 
     async def token(self, provider: Provider, secrets: dict[str, str | None], session: aiohttp.ClientSession) -> str:
         assert provider.token is not None
@@ -49,7 +51,15 @@ class TokenCache:
             cached = self._tokens.get(provider.id)
             if cached and cached[1] - REFRESH_MARGIN_S > time.time():
                 return cached[0]
-            token, expires = await self._fetch(provider, secrets, session)
+            failed = self._failed.get(provider.id)
+            if failed and failed[1] > time.monotonic():
+                raise failed[0]
+            try:
+                token, expires = await self._fetch(provider, secrets, session)
+            except Exception as exc:
+                self._failed[provider.id] = (exc, time.monotonic() + FAILURE_HOLD_S)
+                raise
+            self._failed.pop(provider.id, None)
             self._tokens[provider.id] = (token, expires)
             return token
 

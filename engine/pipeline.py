@@ -14,6 +14,8 @@ from typing import Any
 
 from engine import errormap, fanout, postprocess, pricing, routing
 from engine.errors import GatewayError, UpstreamError, invalid_request
+from engine.canonical import Canonical
+from engine.catalog import Model, Route
 from engine.runtime import Runtime
 
 
@@ -36,16 +38,32 @@ def _attempt(provider: str, upstream_model: str, started: float, error: Upstream
     return a
 
 
-async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = False,
-                   operation: str = "generate") -> Result:
+def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model, str | None, Canonical]:
+    """Resolve the model, validate against its compiled schema and normalize: shared by calls and dry runs."""
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
-    model, forced = rt.catalog.resolve(body.get("model"))
+    name = body.get("model")
+    if name is None:
+        raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    if not isinstance(name, str):
+        raise invalid_request("Invalid type for 'model': expected a string.", "model", "invalid_type")
+    model, forced = rt.catalog.resolve(name)
     validator = model.validators.get(operation)
     if validator is None:
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
     validator.validate(body)
-    req = model.canonical(body, operation)
+    return model, forced, model.canonical(body, operation)
+
+
+def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], size: str | None,
+              fmt: str | None) -> pricing.Produced:
+    return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)),
+                            pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt))
+
+
+async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = False,
+                   operation: str = "generate") -> Result:
+    model, forced, req = prepare(rt, body, operation)
     try:
         async with asyncio.timeout(rt.settings.request_timeout_s):
             return await _route(rt, model, forced, req, base_url, force_sandbox)
@@ -56,27 +74,18 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
 
 def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate") -> dict[str, Any]:
     """`?dryRun=true`: validate, route and price without calling any provider."""
-    if not isinstance(body, dict):
-        raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
-    model, forced = rt.catalog.resolve(body.get("model"))
-    validator = model.validators.get(operation)
-    if validator is None:
-        raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
-    validator.validate(body)
-    req = model.canonical(body, operation)
-    routes = [r for r in routing.order(model, forced) if rt.target(r.provider, force_sandbox) is not None]
+    model, forced, req = prepare(rt, body, operation)
+    routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
     if not routes:
         raise errormap.exhausted([], [])
     route = routes[0]
-    produced = pricing.Produced(((req.shape.width or 0, req.shape.height or 0),) * req.n,
-                                len(fanout.batches(req.n, route.native_n)),
-                                pricing.facts(req.shape.as_context(), req.params, req.thinking, req.output_format or req.upstream_format))
-    cost = pricing.price(route.pricing, produced) or {"total_cost_micros": 0, "currency": "USD", "components": []}
+    sizes = ((req.shape.width or 0, req.shape.height or 0),) * req.n
+    cost = pricing.price(route.pricing, _produced(req, route, sizes, req.shape.size, req.output_format or req.upstream_format))
     return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.upstream_model,
-            **cost, "adjustments": list(req.adjustments)}
+            **(cost or pricing.UNPRICED), "adjustments": list(req.adjustments)}
 
 
-async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url: str,
+async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, base_url: str,
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
@@ -91,7 +100,7 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
         try:
             target = await rt.authorize(route.provider, target)
             outputs = await fanout.run(rt, req, route, target)
-            delivered, notes = await postprocess.deliver(rt, req, route.provider, outputs, base_url)
+            delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
         except UpstreamError as err:
             attempts.append(_attempt(route.provider.id, route.upstream_model, started, err, target.sandbox))
             errors.append(err)
@@ -102,11 +111,8 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
         attempts.append(_attempt(route.provider.id, route.upstream_model, started, None, target.sandbox))
         rt.health.record(route.provider.id, ok=True)
         first = delivered[0].info
-        produced = pricing.Produced(tuple((d.info.width, d.info.height) for d in delivered),
-                                    len(fanout.batches(req.n, route.native_n)),
-                                    pricing.facts({**req.shape.as_context(), "size": f"{first.width}x{first.height}"},
-                                                  req.params, req.thinking, first.format))
-        cost = pricing.price(route.pricing, produced)
+        cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
+                                                       f"{first.width}x{first.height}", first.format))
         body = {
             "created": int(time.time()),
             "size": f"{first.width}x{first.height}",
@@ -118,7 +124,7 @@ async def _route(rt: Runtime, model: Any, forced: str | None, req: Any, base_url
                 "provider": route.provider.id,
                 "attempts": attempts,
                 "adjustments": list(req.adjustments) + notes,
-                "cost": round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,
+                "cost": round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,  # None: not priced
                 "cost_currency": cost["currency"] if cost else None,
             },
         }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from engine import errormap, upstream
 from engine.errors import UpstreamError
@@ -35,8 +34,7 @@ def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], 
         url = search(step.url, submitted)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise errormap.make("upstream_malformed", "The provider's job reply has no usable job URL.")
-        base_host = urlsplit(target.base_url).netloc
-        if urlsplit(url).netloc != base_host and urlsplit(url).hostname not in job.trusted_hosts:
+        if not upstream.same_origin_or(url, target.base_url, () if target.sandbox else job.trusted_hosts):
             raise errormap.make("upstream_malformed", "The provider's job URL points at a host it is not trusted for.")
         return url
     assert step.path is not None

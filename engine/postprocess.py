@@ -11,12 +11,13 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from engine import errormap, imaging
+from engine import errormap, fanout, imaging
 from engine.canonical import Canonical, adjustment
 from engine.extract import RawOutput
 from engine.imaging import ImageError, Info
 from engine.provider import Provider
 from engine.runtime import Runtime
+from engine.upstream import Target
 
 
 @dataclass
@@ -25,20 +26,20 @@ class Delivered:
     info: Info
 
 
-async def _bytes_of(rt: Runtime, provider: Provider, out: RawOutput) -> tuple[bytes | None, str | None]:
+async def _bytes_of(rt: Runtime, provider: Provider, target: Target, out: RawOutput) -> tuple[bytes | None, str | None]:
     """(raw bytes, b64 text) — one of them set; a URL is downloaded."""
     if out.b64 is not None:
         return None, out.b64
     assert out.url is not None
-    return await rt.transport.fetch(provider, out.url), None
+    return await rt.transport.fetch(provider, target, out.url), None
 
 
-async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, out: RawOutput,
+async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: Target, out: RawOutput,
                       base_url: str) -> tuple[Delivered, list[dict[str, Any]]]:
     notes: list[dict[str, Any]] = []
-    data, b64 = await _bytes_of(rt, provider, out)
+    data, b64 = await _bytes_of(rt, provider, target, out)
     try:
-        info = imaging.identify_b64(b64) if b64 is not None else imaging.identify(data or b"")
+        info = await asyncio.to_thread(imaging.identify_b64, b64) if b64 is not None else imaging.identify(data or b"")
     except ImageError:
         raise errormap.make("upstream_malformed", f"{provider.name} returned data that is not an image.") from None
     want = req.output_format
@@ -49,26 +50,32 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, out: RawO
             notes.append(adjustment("output_format", want, target,
                                     f"AVIF is limited to {imaging.AVIF_MAX_SIDE_PX} pixels on the longest side"))
         if target != info.format or req.reencode:
-            if data is None:
-                data = imaging.decode_b64(b64 or "")
-                b64 = None
-            data, info = await asyncio.to_thread(imaging.convert, data, target, req.output_compression)
+            source = data if data is not None else b64 or ""
+            try:
+                data, info = await asyncio.to_thread(imaging.convert, source, target, req.output_compression)
+            except ImageError:
+                raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None
+            b64 = None
     item: dict[str, Any] = {}
     if req.response_format == "b64_json":
-        item["b64_json"] = b64 if b64 is not None else base64.b64encode(data or b"").decode("ascii")
+        item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
     else:
-        if data is None:
-            data = imaging.decode_b64(b64 or "")
-        stored = await asyncio.to_thread(rt.media.put, data, imaging.EXT.get(info.format, "bin"))
+        raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
+        stored = await asyncio.to_thread(rt.media.put, raw, imaging.EXT.get(info.format, "bin"))
         item["url"] = base_url + stored.path_and_query()
     if out.revised_prompt:
         item["revised_prompt"] = out.revised_prompt
     return Delivered(item, info), notes
 
 
-async def deliver(rt: Runtime, req: Canonical, provider: Provider, outputs: list[RawOutput],
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def deliver(rt: Runtime, req: Canonical, provider: Provider, target: Target, outputs: list[RawOutput],
                   base_url: str) -> tuple[list[Delivered], list[dict[str, Any]]]:
-    results = await asyncio.gather(*(deliver_one(rt, req, provider, o, base_url) for o in outputs))
+    """All outputs, or the first failure with every sibling cancelled (no orphan conversions or files)."""
+    results = await fanout.all_or_nothing([deliver_one(rt, req, provider, target, o, base_url) for o in outputs])
     notes: list[dict[str, Any]] = []
     for _, n in results:
         for note in n:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 MICROS = 1_000_000
+UNPRICED = {"total_cost_micros": None, "currency": None, "components": []}   # no price known: not "free"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _quantity(metric: str, produced: Produced, rounding: str) -> tuple[float, fl
 
 
 def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, Any] | None:
-    """Components and totals, or None when the model declares no pricing."""
+    """Components and totals, or None when no component applies (the cost is unknown, not zero)."""
     if not pricing:
         return None
     components = []
@@ -63,6 +64,8 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
         total += cost
         components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": _num(quantity),
                            "billable_quantity": _num(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
+    if not components:
+        return None
     return {"total_cost_micros": int(round(total * MICROS)), "currency": pricing.get("currency", "USD"),
             "components": components}
 

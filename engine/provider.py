@@ -34,6 +34,8 @@ class ErrorRule:
     message: ParsedResult | None
     param: ParsedResult | None
     retry_after: tuple[tuple[str, Any, str], ...]  # ("header", name, unit) | ("path", compiled, unit)
+    params: dict[str, str] = field(default_factory=dict)
+    retryable_header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Provider:
     operations: dict[str, Operation]
     errors: tuple[ErrorRule, ...]
     config: dict[str, str] = field(default_factory=dict)
+    output_hosts: tuple[str, ...] = ()
     token: dict[str, Renderer] | None = None      # an OAuth2 JWT-bearer grant that yields secrets.token
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -153,7 +156,7 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
         sandbox_unless_env=list(sandbox.get("unless_env", [])) if sandbox else [],
         timeout_s=float(spec.get("timeout_s", DEFAULT_TIMEOUT_S)),
         max_connections=int(spec.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
-        operations=operations, errors=errors, config=config,
+        operations=operations, errors=errors, config=config, output_hosts=tuple(spec.get("output_hosts", [])),
         token={k: compile_value(v, f"$.token.{k}") for k, v in spec["token"].items() if k != "claims"}
         | {"claims": compile_value(spec["token"]["claims"], "$.token.claims")} if "token" in spec else None,
         spec=spec,
@@ -225,4 +228,6 @@ def _compile_rule(rule: dict[str, Any], path: str) -> ErrorRule:
         message=compile_path(rule["message"], f"{path}.message") if "message" in rule else None,
         param=compile_path(rule["param"], f"{path}.param") if "param" in rule else None,
         retry_after=tuple(retry_after),
+        params=dict(rule.get("params", {})),
+        retryable_header=rule["retryable_header"].lower() if "retryable_header" in rule else None,
     )

@@ -12,6 +12,7 @@ import jsonschema
 
 from engine.canonical import MAX_N
 from engine.errors import GatewayError, invalid_request
+from engine.operations import REGISTRY
 from engine.shape import ShapeSpec
 
 IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
@@ -25,10 +26,10 @@ def _mode(prop: dict[str, Any], mode: str, description: str) -> dict[str, Any]:
 def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
     limits = model.get("limits", {})
     native_n = limits.get("n", 1)
-    shape = ShapeSpec.from_spec(model.get("shape", {"bounds": {}, "default": {"size": "1024x1024"}}))
+    shape = ShapeSpec.from_spec(model.get("shape", REGISTRY["shape"].default))
     supported = shape.supported()
-    output = model.get("output", {"formats": ["png"], "compression": False})
-    thinking = model.get("thinking", {"levels": ["off"]})
+    output = model.get("output", REGISTRY["output"].default)
+    thinking = model.get("thinking", REGISTRY["thinking"].default)
     prompt: dict[str, Any] = {"type": "string", "minLength": 1}
     if "prompt_chars" in limits:
         prompt["maxLength"] = limits["prompt_chars"]
@@ -85,12 +86,19 @@ def _vocab(supported: dict[str, Any]) -> str:
     return "Supported " + "; ".join(parts) + "." if parts else ""
 
 
+# JSON Schema counts 50.0 as an integer; a provider does not, so neither do we (and booleans are not numbers)
+_STRICT = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)))
+
+
 class RequestValidator:
     """A compiled validator turning the first schema error into an OpenAI-shaped 400."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
-        self._validator = jsonschema.Draft202012Validator(schema)
+        self._validator = _STRICT(schema)
 
     def validate(self, body: Any) -> None:
         if not isinstance(body, dict):

@@ -19,6 +19,7 @@ from engine.errors import invalid_request
 
 K_TIER_SIDE_PX = 1024                  # "1K" is a 1024-pixel side; "1" megapixel tier is the same area
 MAX_SIDE_PX = 65536                    # any requested side above this is nonsense, not a shape
+MIN_SIDE_TIER_PX = 64                  # a bare tier number this large is a side in pixels, smaller ones megapixels
 RATIO_TABLE_TOLERANCE = 0.05           # a dimensions-table entry may differ this much (log) from its ratio label
 _SIZE_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*[xX]\s*([1-9][0-9]{0,5})\s*$")
 _RATIO_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
@@ -146,8 +147,8 @@ class ShapeSpec:
                 out.append((".bounds", "min_ratio is larger than max_ratio"))
             if b.min_width * b.min_height > b.max_pixels:
                 out.append((".bounds", "min_width x min_height exceeds max_pixels"))
-            if b.max_width < b.multiple_of or b.max_height < b.multiple_of:
-                out.append((".bounds", "multiple_of is larger than a maximum side"))
+            if not feasible(b):
+                out.append((".bounds", "no size on the multiple_of grid satisfies every bound at once"))
             for s in self.sizes:
                 if not b.contains(*s):
                     out.append((".sizes", f"{fmt_size(s)} is outside the bounds"))
@@ -195,7 +196,11 @@ def tier_pixels(label: str) -> float:
     if not m:
         return 0.0
     v = float(m.group(1))
-    return (v * K_TIER_SIDE_PX) ** 2 if m.group(2) else v * K_TIER_SIDE_PX * K_TIER_SIDE_PX
+    if m.group(2):
+        return (v * K_TIER_SIDE_PX) ** 2
+    if v >= MIN_SIDE_TIER_PX:  # "512" names a side in pixels (Gemini's 0.5K tier), not 512 megapixels
+        return v * v
+    return v * K_TIER_SIDE_PX * K_TIER_SIDE_PX
 
 
 def reduced_ratio(w: int, h: int) -> str:
@@ -294,9 +299,9 @@ def _from_sizes(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | N
     if req_ratio is not None and abs(_log_dist(req_ratio, w / h)) > 1e-9:
         adjustments.append(adjustment("aspect_ratio", aspect_ratio, reduced_ratio(w, h),
                                 f"nearest supported size {chosen}"))
-    if req_px is not None:
+    if req_px is not None and abs(req_px - w * h) > 0.01 * req_px:
         adjustments.append(adjustment("resolution", resolution, chosen,
-                                f"model has fixed sizes; nearest by pixel count is {chosen}"))
+                                      f"model has fixed sizes; nearest by pixel count is {chosen}"))
     return Shape(w, h, reduced_ratio(w, h), None)
 
 
@@ -335,13 +340,20 @@ def _from_ratios(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | 
     if req_px is not None:
         if not spec.tiers:
             adjustments.append(adjustment("resolution", resolution, None, "ignored: the model has no resolution tiers"))
-        elif resolution != tier:
+        elif tier is not None and not _same_tier(resolution or "", tier):
             adjustments.append(adjustment("resolution", resolution, tier, "nearest supported resolution"))
     return Shape(w, h, ratio, tier)
 
 
 def _area(wh: tuple[int, int]) -> float:
     return float(wh[0] * wh[1])
+
+
+def _same_tier(a: str, b: str) -> bool:
+    return a.strip().upper() == b.strip().upper()
+
+
+RATIO_EPSILON = 1e-3  # log-ratio difference below which two shapes have the same ratio
 
 
 def _from_bounds(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | None, aspect_ratio: str | None,
@@ -363,77 +375,89 @@ def _from_bounds(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | 
             tier = resolution
             if spec.tiers:
                 tier = min(spec.tiers, key=lambda t: _log_dist(tier_pixels(resolution), tier_pixels(t)))
-                if tier != resolution:
+                if not _same_tier(tier, resolution):
                     adjustments.append(adjustment("resolution", resolution, tier, "nearest supported resolution"))
             px = tier_pixels(tier)
         w0, h0 = _dims_from(r, px) if (aspect_ratio or resolution) else (dw, dh)
     w, h = clamp(w0, h0, b)
-    if req_size is not None and (w, h) != req_size:
-        adjustments.append(adjustment("size", size, fmt_size((w, h)), f"clamped to the model's bounds ({b.describe()}), ratio kept"))
-    elif req_size is None and aspect_ratio and abs(_log_dist(ratio_value(aspect_ratio), w / h)) > 0.02:
-        adjustments.append(adjustment("aspect_ratio", aspect_ratio, reduced_ratio(w, h), f"clamped to the model's bounds ({b.describe()})"))
-    return Shape(w, h, reduced_ratio(w, h) if req_size is None and not aspect_ratio else (aspect_ratio or reduced_ratio(w, h)), tier)
+    where = f"the model's bounds ({b.describe()})"
+    if req_size is not None:
+        if (w, h) != req_size:
+            adjustments.append(adjustment("size", size, fmt_size((w, h)), f"clamped to {where}, ratio kept as far as they allow"))
+    else:
+        if aspect_ratio and _log_dist(ratio_value(aspect_ratio), w / h) > RATIO_EPSILON:
+            adjustments.append(adjustment("aspect_ratio", aspect_ratio, reduced_ratio(w, h), f"{w}x{h} fits {where}"))
+        if tier is not None and _log_dist(tier_pixels(tier), w * h) > 0.1:
+            adjustments.append(adjustment("resolution", resolution, fmt_size((w, h)), f"scaled to fit {where}"))
+    return Shape(w, h, reduced_ratio(w, h), tier)
 
 
 # ---------------------------------------------------------------- clamping
 
-def _round_multiple(v: float, m: int, lo: int, hi: int) -> int:
-    """Nearest multiple of m inside [lo, hi] (lo/hi rounded inward to multiples)."""
-    lo_m = -(-lo // m) * m
-    hi_m = (hi // m) * m
-    return int(min(max(round(v / m) * m, lo_m), hi_m))
+CLAMP_SEARCH_STEPS = 48  # grid steps searched around the scaled target on each side
+
+
+def _grid(lo: int, hi: int, m: int) -> tuple[int, int]:
+    """The smallest and largest multiples of m inside [lo, hi] (lo > hi when there is none)."""
+    return -(-lo // m) * m, (hi // m) * m
+
+
+RATIO_WEIGHT = 4.0  # in the clamp score a ratio error counts this many times an equal (log) area error
+
+
+def _h_range(w: int, b: Bounds, h_lo: int, h_hi: int) -> tuple[int, int]:
+    """The on-grid heights that, with width w, satisfy the pixel and ratio bounds (lo > hi: none)."""
+    m = b.multiple_of
+    lo = max(h_lo, -(-b.min_pixels // w), math.ceil(w / b.max_ratio - 1e-9) if b.max_ratio != math.inf else 1)
+    hi = min(h_hi, b.max_pixels // w, math.floor(w / b.min_ratio + 1e-9) if b.min_ratio > 0 else h_hi)
+    return -(-lo // m) * m, (hi // m) * m
+
+
+def feasible(b: Bounds) -> bool:
+    """Whether any on-grid size satisfies every bound (checked once, at load)."""
+    w_lo, w_hi = _grid(b.min_width, b.max_width, b.multiple_of)
+    h_lo, h_hi = _grid(b.min_height, b.max_height, b.multiple_of)
+    return any(lo <= hi for lo, hi in (_h_range(w, b, h_lo, h_hi) for w in range(w_lo, w_hi + 1, b.multiple_of)))
 
 
 def clamp(w: float, h: float, b: Bounds) -> tuple[int, int]:
-    """Fit (w, h) into the bounds keeping the ratio as far as the bounds allow; idempotent."""
-    r = w / h
-    r_c = min(max(r, b.min_ratio), b.max_ratio)
-    if r_c != r:
-        area = w * h
-        w, h = math.sqrt(area * r_c), math.sqrt(area / r_c)
-    hi = min(b.max_width / w, b.max_height / h, math.sqrt(b.max_pixels / (w * h)))
-    lo = max(b.min_width / w, b.min_height / h, math.sqrt(b.min_pixels / (w * h)))
-    s = 1.0
-    if s > hi:
-        s = hi
-    if s < lo:
-        s = lo
+    """The on-grid size inside the bounds closest to (w, h) in ratio and then area. Idempotent: a size
+    that already satisfies the bounds is returned unchanged."""
     m = b.multiple_of
-    wi = _round_multiple(w * s, m, b.min_width, b.max_width)
-    hi_ = _round_multiple(h * s, m, b.min_height, b.max_height)
-    return _enforce(wi, hi_, b, r_c)
+    w_lo, w_hi = _grid(b.min_width, b.max_width, m)
+    h_lo, h_hi = _grid(b.min_height, b.max_height, m)
+    wi, hi_ = int(round(w)), int(round(h))
+    if wi == w and hi_ == h and b.contains(wi, hi_):
+        return wi, hi_
+    r = min(max(w / h, b.min_ratio), b.max_ratio)
+    area = w * h
+    ws = math.sqrt(area * r)
+    scale = min(1.0, b.max_width / ws, b.max_height / (ws / r), math.sqrt(b.max_pixels / area))
+    scale = max(scale, b.min_width / ws, b.min_height / (ws / r), math.sqrt(b.min_pixels / area))
+    tw, th = ws * scale, ws / r * scale
+    best = _search(tw, th, r, b, w_lo, w_hi, h_lo, h_hi, CLAMP_SEARCH_STEPS)
+    if best is None and w_lo <= w_hi:
+        best = _search(tw, th, r, b, w_lo, w_hi, h_lo, h_hi, (w_hi - w_lo) // m + 1)
+    if best is None:
+        raise ValueError("bounds admit no size")  # refused at load by ShapeSpec.problems()
+    return best
 
 
-def _enforce(w: int, h: int, b: Bounds, target_r: float) -> tuple[int, int]:
-    """Step by `multiple_of` until every bound holds, moving the side that best keeps the ratio."""
+def _search(tw: float, th: float, r: float, b: Bounds, w_lo: int, w_hi: int, h_lo: int, h_hi: int,
+            steps: int) -> tuple[int, int] | None:
     m = b.multiple_of
-    for _ in range(4 * MAX_SIDE_PX // max(m, 1)):
-        if w * h > b.max_pixels:
-            if w / h >= target_r and w - m >= b.min_width:
-                w -= m
-            elif h - m >= b.min_height:
-                h -= m
-            else:
-                w -= m
-        elif w * h < b.min_pixels:
-            if w / h <= target_r and w + m <= b.max_width:
-                w += m
-            elif h + m <= b.max_height:
-                h += m
-            else:
-                w += m
-        elif w / h > b.max_ratio + 1e-9:
-            if h + m <= b.max_height and (w * (h + m)) <= b.max_pixels:
-                h += m
-            else:
-                w -= m
-        elif w / h < b.min_ratio - 1e-9:
-            if w + m <= b.max_width and ((w + m) * h) <= b.max_pixels:
-                w += m
-            else:
-                h -= m
-        else:
-            break
-        if w < m or h < m:
-            break
-    return max(w, m), max(h, m)
+    centre = min(max(round(tw / m) * m, w_lo), w_hi)
+    best: tuple[float, tuple[int, int]] | None = None
+    for k in range(-steps, steps + 1):
+        cw = centre + k * m
+        if cw < w_lo or cw > w_hi:
+            continue
+        lo, hi = _h_range(cw, b, h_lo, h_hi)
+        if lo > hi:
+            continue
+        ideal = cw / r
+        for ch in {min(max(math.floor(ideal / m) * m, lo), hi), min(max(math.ceil(ideal / m) * m, lo), hi)}:
+            score = RATIO_WEIGHT * abs(math.log((cw / ch) / r)) + abs(math.log((cw * ch) / (tw * th)))
+            if best is None or score < best[0] - 1e-12:
+                best = (score, (cw, ch))
+    return best[1] if best else None

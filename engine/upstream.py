@@ -8,10 +8,11 @@ retryable failure.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from engine.provider import Operation, Provider
 
 MAX_UPSTREAM_BODY_BYTES = 256 * 1024 * 1024   # a reply larger than this is refused, not buffered
 MAX_FETCH_BYTES = 64 * 1024 * 1024           # one provider-hosted output file
+MAX_FETCH_REDIRECTS = 3
 FETCH_TIMEOUT_S = 60.0
 SANDBOX_SECRET = "sandbox"                   # what simulators get instead of a real key
 REDACTED = "***"
@@ -101,6 +103,20 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     return build(provider, target, ctx, op.method, url_for(target.base_url, str(op.path(ctx))), headers, op.query, body)
 
 
+def same_origin_or(url: str, base_url: str, host_patterns: Any) -> bool:
+    """`url` is on `base_url`'s host (and scheme), or https on a host matching one of the patterns."""
+    u, base = urlsplit(url), urlsplit(base_url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return False
+    if u.netloc == base.netloc:
+        return u.scheme == base.scheme
+    return u.scheme == "https" and any(fnmatch.fnmatchcase(u.hostname, p) for p in host_patterns)
+
+
+def output_url_allowed(provider: Provider, target: Target, url: str) -> bool:
+    return same_origin_or(url, target.base_url, () if target.sandbox else provider.output_hosts)
+
+
 class Transport:
     """Connection pools per provider, created lazily inside the running loop."""
 
@@ -125,7 +141,7 @@ class Transport:
         try:
             async with self.session(provider).request(
                     req.method, req.url, headers=req.headers, params=req.query or None,
-                    json=req.json if req.json is not None else None, timeout=timeout) as resp:
+                    json=req.json, timeout=timeout) as resp:
                 body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return UpstreamReply(resp.status, headers, body, _parse_json(body))
@@ -136,11 +152,14 @@ class Transport:
         except aiohttp.ClientError as exc:
             raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
 
-    async def fetch(self, provider: Provider, url: str) -> bytes:
-        """Download one provider-hosted output (a URL the provider's own reply named)."""
+    async def fetch(self, provider: Provider, target: Target, url: str) -> bytes:
+        """Download one provider-hosted output: only from the provider's own host or its declared output
+        hosts, over the same scheme, without credentials — a reply cannot make the gateway fetch anything else."""
+        if not output_url_allowed(provider, target, url):
+            raise errormap.make("upstream_malformed", f"{provider.name} named an output URL on a host it is not trusted for.")
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
         try:
-            async with self.session(provider).get(url, timeout=timeout) as resp:
+            async with self.session(provider).get(url, timeout=timeout, max_redirects=MAX_FETCH_REDIRECTS) as resp:
                 if resp.status != 200:
                     raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
                 return await _read_capped(resp, MAX_FETCH_BYTES)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine import catalog
 from engine.errors import GatewayError
-from engine.shape import Bounds, ShapeSpec, clamp, nearest_ratio, ratio_value, resolve, tier_pixels
+from engine.shape import Bounds, ShapeSpec, clamp, feasible, nearest_ratio, ratio_value, resolve, tier_pixels
 
 CATALOG = catalog.load()
 SPECS = {m.id: ShapeSpec.from_spec(m.spec["shape"]) for m in CATALOG.models.values()}
@@ -71,13 +71,24 @@ bounds_st = st.builds(
     st.sampled_from([1, 8, 16, 32, 64]), st.integers(512 * 512, 4096 * 4096))
 
 
-@settings(max_examples=400, deadline=None)
-@given(b=bounds_st, w=st.integers(1, 20000), h=st.integers(1, 20000))
+full_bounds_st = st.builds(
+    lambda mw, xw, mh, xh, mult, minpx, maxpx, rlo, rhi: Bounds(
+        min_width=mw, max_width=max(mw, xw), min_height=mh, max_height=max(mh, xh), multiple_of=mult,
+        min_pixels=minpx, max_pixels=max(maxpx, minpx), min_ratio=min(rlo, rhi), max_ratio=max(rlo, rhi)),
+    st.integers(1, 1024), st.integers(256, 4096), st.integers(1, 1024), st.integers(256, 4096),
+    st.sampled_from([1, 8, 16, 32, 64]), st.integers(1, 2000 * 2000), st.integers(1, 4096 * 4096),
+    st.floats(0.05, 3), st.floats(0.3, 20))
+
+
+
+
+@settings(max_examples=500, deadline=None)
+@given(b=full_bounds_st, w=st.integers(1, 20000), h=st.integers(1, 20000))
 def test_clamp_lands_in_bounds_and_is_idempotent(b: Bounds, w: int, h: int) -> None:
+    if not feasible(b):
+        return
     cw, ch = clamp(w, h, b)
-    assert b.min_width <= cw <= b.max_width and b.min_height <= ch <= b.max_height
-    assert cw * ch <= b.max_pixels
-    assert cw % b.multiple_of == 0 and ch % b.multiple_of == 0
+    assert b.contains(cw, ch), (cw, ch, b)
     assert clamp(cw, ch, b) == (cw, ch)
 
 
@@ -87,12 +98,24 @@ def test_clamp_keeps_the_ratio_when_the_bounds_allow_it(b: Bounds, w: int, h: in
     r = w / h
     # the ratio is reachable when the smallest box of that ratio allowed by the minimums fits every maximum
     h_min = max(b.min_height, b.min_width / r) * 1.05
-    fits = h_min <= b.max_height and r * h_min <= b.max_width and r * h_min * h_min <= b.max_pixels
+    fits = h_min <= b.max_height and r * h_min <= b.max_width and r * h_min * h_min <= b.max_pixels and feasible(b)
     cw, ch = clamp(w, h, b)
     if fits and min(cw, ch) >= 8 * b.multiple_of:
         # rounding to the grid moves each side by at most half a step, then one step to satisfy a limit
         tolerance = 1.5 * b.multiple_of / min(cw, ch) * 2 + 0.01
         assert abs(math.log((cw / ch) / r)) <= tolerance, (w, h, cw, ch, b)
+
+
+def test_numeric_resolution_is_a_side_in_pixels_when_large() -> None:
+    assert tier_pixels("512") == tier_pixels("0.5K")
+    assert tier_pixels("0.25") == tier_pixels("0.5K")
+
+
+def test_clamped_ratio_is_reported_and_labelled() -> None:
+    spec = SPECS["sdxl-local"]
+    shape, adj = resolve(spec, None, "1:1000", None)
+    assert shape.aspect_ratio == f"{shape.width // math.gcd(shape.width, shape.height)}:{shape.height // math.gcd(shape.width, shape.height)}"
+    assert adj[0]["param"] == "aspect_ratio" and adj[0]["applied"] == shape.aspect_ratio
 
 
 def test_seed_examples() -> None:

@@ -84,3 +84,14 @@ def test_engine_holds_no_provider_or_model_names() -> None:
                     continue
                 hits.append(f"{f.name}:{n}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+def test_job_and_output_urls_stay_on_trusted_hosts() -> None:
+    from engine.upstream import same_origin_or
+    base = "https://queue.example.test"
+    assert same_origin_or("https://queue.example.test/jobs/1", base, ())
+    assert not same_origin_or("http://queue.example.test/jobs/1", base, ())       # no downgrade
+    assert not same_origin_or("https://evil.test/jobs/1", base, ())
+    assert same_origin_or("https://v3.cdn.example.test/a.png", base, ("*.cdn.example.test",))
+    assert not same_origin_or("http://v3.cdn.example.test/a.png", base, ("*.cdn.example.test",))
+    assert not same_origin_or("file:///etc/passwd", base, ("*",))
