@@ -156,16 +156,25 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / name).read_text()))
 
 
-def _read(path: Path, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
+def _parse(path: Path, problems: list[str]) -> Any:
     name = str(path)
     if path.stat().st_size > MAX_SPEC_FILE_BYTES:
         problems.append(f"{name}: $: file is larger than {MAX_SPEC_FILE_BYTES} bytes")
         return None
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         problems.append(f"{name}: $: not valid YAML: {str(exc).splitlines()[0] if str(exc) else exc}")
         return None
+
+
+def _read(path: Path, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
+    data = _parse(path, problems)
+    return None if data is None else _validated(path, data, validator, problems)
+
+
+def _validated(path: Path, data: Any, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
+    name = str(path)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     for err in errors:
         problems.append(f"{name}: {err.json_path}: {_schema_message(err)}")
@@ -193,8 +202,11 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
 
     raw: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in provider_files:
-        spec = _read(path, pv, problems)
+        spec = _parse(path, problems)
         if spec is None:
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+            problems.append(f"{path}: $: a provider spec is a mapping with a string id")
             continue
         if spec["id"] in raw:
             problems.append(f"{path}: $.id: duplicate provider id {spec['id']!r} (also in {raw[spec['id']][0]})")
@@ -203,7 +215,7 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
     providers: dict[str, Provider] = {}
     for pid, (path, spec) in raw.items():
         merged = _extended(pid, raw, f"{path}", problems)
-        if merged is None:
+        if merged is None or _validated(path, merged, pv, problems) is None:
             continue
         missing = [k for k in ("base_url", "operations") if k not in merged]
         if missing:
@@ -237,8 +249,10 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
 
 
 def _deep_merge(base: Any, over: Any) -> Any:
+    """`over` on top of `base`, objects merged key by key; a null in `over` removes the key."""
     if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _deep_merge(base.get(k), v) for k, v in over.items()}}
+        merged = {**base, **{k: _deep_merge(base.get(k), v) for k, v in over.items()}}
+        return {k: v for k, v in merged.items() if not (v is None and k in over)}
     return over
 
 

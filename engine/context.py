@@ -4,7 +4,7 @@
 | --- | --- |
 | prompt | the caller's prompt |
 | n | images to ask for in this upstream call (a batch of the fan-out) |
-| shape | width, height, size (WxH), aspect_ratio, resolution (tier) |
+| shape | width, height, size (WxH), aspect_ratio, resolution (tier), custom (a free size within bounds) |
 | thinking | off / on / minimal / high, or none for the model's default |
 | enhance_prompt | on / off, or none when the model does not rewrite prompts |
 | params | the model's declared parameters (none when not sent and no default) |

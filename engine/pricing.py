@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 MICROS = 1_000_000
+PIXELS_PER_MEGAPIXEL = 1024 * 1024   # how image APIs bill a "megapixel" (1024x1024 is 1 MP, not 1.05)
 UNPRICED = {"total_cost_micros": None, "currency": None, "components": []}   # no price known: not "free"
 
 
@@ -35,15 +36,15 @@ def _matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     return True
 
 
-def _quantity(metric: str, produced: Produced, rounding: str) -> tuple[float, float]:
+def _quantity(metric: str, produced: Produced, rounding: str, exclude_first: float = 0) -> tuple[float, float]:
     if metric == "image":
         q = float(len(produced.sizes))
         return q, q
     if metric == "call":
         return float(produced.calls), float(produced.calls)
     if metric == "megapixel":
-        mps = [w * h / MICROS for w, h in produced.sizes]
-        billable = [math.ceil(m - 1e-9) if rounding == "up" else m for m in mps]
+        mps = [w * h / PIXELS_PER_MEGAPIXEL for w, h in produced.sizes]
+        billable = [max(0.0, (math.ceil(m - 1e-9) if rounding == "up" else m) - exclude_first) for m in mps]
         return round(sum(mps), 6), round(sum(billable), 6)
     return 0.0, 0.0  # token / second: known only from usage, not priced here yet
 
@@ -57,7 +58,7 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
     for comp in pricing["components"]:
         if not _matches(comp.get("when", {}), produced.facts):
             continue
-        quantity, billable = _quantity(comp["metric"], produced, comp.get("round", "none"))
+        quantity, billable = _quantity(comp["metric"], produced, comp.get("round", "none"), comp.get("exclude_first", 0))
         if billable == 0:
             continue
         cost = billable * comp["unit_price"] / comp.get("per", 1)

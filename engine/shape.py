@@ -20,7 +20,7 @@ from engine.errors import invalid_request
 K_TIER_SIDE_PX = 1024                  # "1K" is a 1024-pixel side; "1" megapixel tier is the same area
 MAX_SIDE_PX = 65536                    # any requested side above this is nonsense, not a shape
 MIN_SIDE_TIER_PX = 64                  # a bare tier number this large is a side in pixels, smaller ones megapixels
-RATIO_TABLE_TOLERANCE = 0.05           # a dimensions-table entry may differ this much (log) from its ratio label
+RATIO_TABLE_TOLERANCE = 0.08           # log distance a dimensions-table entry may have from its ratio label (Imagen's 4:3 is 1280x896)
 _SIZE_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*[xX]\s*([1-9][0-9]{0,5})\s*$")
 _RATIO_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
 _TIER_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kK])?\s*$")
@@ -34,6 +34,7 @@ class Shape:
     height: int | None
     aspect_ratio: str | None
     resolution: str | None
+    custom: bool = False    # a free WxH within the model's bounds, not one of its listed ratios or sizes
 
     @property
     def size(self) -> str | None:
@@ -41,7 +42,7 @@ class Shape:
 
     def as_context(self) -> dict[str, Any]:
         return {"width": self.width, "height": self.height, "aspect_ratio": self.aspect_ratio,
-                "resolution": self.resolution, "size": self.size}
+                "resolution": self.resolution, "size": self.size, "custom": self.custom}
 
 
 @dataclass(frozen=True)
@@ -389,7 +390,7 @@ def _from_bounds(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | 
             adjustments.append(adjustment("aspect_ratio", aspect_ratio, reduced_ratio(w, h), f"{w}x{h} fits {where}"))
         if tier is not None and _log_dist(tier_pixels(tier), w * h) > 0.1:
             adjustments.append(adjustment("resolution", resolution, fmt_size((w, h)), f"scaled to fit {where}"))
-    return Shape(w, h, reduced_ratio(w, h), tier)
+    return Shape(w, h, reduced_ratio(w, h), tier, custom=True)
 
 
 # ---------------------------------------------------------------- clamping
