@@ -318,10 +318,22 @@ def _ratio_tier_dims(spec: ShapeSpec, ratio: str, tier: str | None) -> tuple[int
     return w, h
 
 
+def _table_entry(spec: ShapeSpec, size: tuple[int, int]) -> tuple[str, str | None] | None:
+    for ratio, row in spec.dimensions.items():
+        for tier, wh in row.items():
+            if wh == size:
+                return ratio, (tier if spec.tiers else None)
+    return None
+
+
 def _from_ratios(spec: ShapeSpec, size: str | None, req_size: tuple[int, int] | None, aspect_ratio: str | None,
                  req_ratio: float | None, resolution: str | None, req_px: float | None,
                  adjustments: list[dict[str, Any]]) -> Shape:
     assert spec.default_ratio is not None
+    exact = _table_entry(spec, req_size) if req_size is not None else None
+    if exact is not None:  # a size the model really makes is taken as it is (table sizes round their labels)
+        assert req_size is not None
+        return Shape(req_size[0], req_size[1], exact[0], exact[1])
     if req_size is not None:
         ratio = nearest_ratio(req_size[0] / req_size[1], spec.ratios)
     elif req_ratio is not None:
