@@ -229,7 +229,7 @@ async def healthz(request: Request, rt: Runtime) -> Response:
 @endpoint("readyz", authenticated=False)
 async def readyz(request: Request, rt: Runtime) -> Response:
     return _json({"status": "ready", "models": len(rt.catalog.models), "providers": len(rt.catalog.providers),
-                  "sandbox": rt.sandbox_url is not None})
+                  "sandbox": rt.sandbox_url is not None, "provider_health": rt.health.snapshot()})
 
 
 @endpoint("metrics", authenticated=False)
