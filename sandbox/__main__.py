@@ -6,7 +6,9 @@ import argparse
 
 from aiohttp import web
 
+from . import tls
 from .app import build_app
+from .state import DEFAULT_JOB_MS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -14,10 +16,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="base latency added to every request")
+    parser.add_argument("--job-ms", type=float, default=DEFAULT_JOB_MS,
+                        help="how long each fal request / Replicate prediction runs")
+    parser.add_argument("--tls", action="store_true", help="serve https:// with a throwaway self-signed certificate")
     args = parser.parse_args(argv)
-    print(f"sandbox: OpenAI at http://{args.host}:{args.port}/openai/v1, Gemini at http://{args.host}:{args.port}"
-          f"/gemini, control at http://{args.host}:{args.port}/__control__", flush=True)
-    web.run_app(build_app(args.latency_ms), host=args.host, port=args.port, print=None)
+    root = f"{'https' if args.tls else 'http'}://{args.host}:{args.port}"
+    print(f"sandbox: OpenAI at {root}/openai/v1, Gemini at {root}/gemini, fal at {root}/fal/queue (and /fal/run), "
+          f"Replicate at {root}/replicate, Vertex AI at {root}/vertex (token endpoint {root}/vertex/oauth2/token), "
+          f"AUTOMATIC1111 at {root}/a1111, control at {root}/__control__", flush=True)
+    if args.tls:
+        print(f"sandbox: trust {tls.ca_file()} to verify its certificate", flush=True)
+    web.run_app(build_app(args.latency_ms, args.job_ms), host=args.host, port=args.port, print=None,
+                ssl_context=tls.server_context() if args.tls else None)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Assembles every simulated protocol and the control API into one aiohttp app.
 
 Layout: OpenAI Images under ``/openai/v1/...`` (files under ``/openai/files/``),
-Gemini under ``/gemini/v1beta/...`` (and ``/gemini/v1/...``), control under
-``/__control__/...``. One middleware logs each protocol request and applies the
-configured base latency, so individual handlers stay protocol-only.
+Gemini under ``/gemini/v1beta/...`` (and ``/gemini/v1/...``), fal under ``/fal/queue/...``
+and ``/fal/run/...`` (files under ``/fal/files/``), Replicate under ``/replicate/v1/...``
+(files under ``/replicate/files/``), Vertex AI under ``/vertex/...`` (incl. its OAuth
+token endpoint), AUTOMATIC1111 under ``/a1111/...``, control under ``/__control__/...``.
+One middleware logs each protocol request and applies the configured base latency, so
+individual handlers stay protocol-only; file downloads are not logged.
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ from typing import Any
 
 from aiohttp import web
 
-from . import control, gemini, openai_images
-from .state import JSON_BODY, LOG_ENTRY, STATE, SimState
+from . import a1111, control, fal, gemini, openai_images, replicate_predictions, vertex
+from .state import DEFAULT_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 128 * 1024 * 1024  # edits and inline images are large; aiohttp's default is 1 MiB
-_PROTOCOL_PREFIXES = (("/openai/v1/", "openai"), ("/gemini/", "gemini"))
+_PROTOCOL_PREFIXES = (
+    ("/openai/v1/", "openai"),
+    ("/gemini/", "gemini"),
+    ("/fal/queue/", "fal"),
+    ("/fal/run/", "fal"),
+    ("/replicate/v1/", "replicate"),
+    ("/vertex/", "vertex"),
+    ("/a1111/", "a1111"),
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,11 +83,16 @@ async def protocol_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
-def build_app(latency_ms: float = 0) -> web.Application:
-    """A fresh simulator app with its own state; ``latency_ms`` is the base latency per request."""
+def build_app(latency_ms: float = 0, job_ms: float = DEFAULT_JOB_MS) -> web.Application:
+    """A fresh simulator app with its own state; ``latency_ms`` is the base latency per request,
+    ``job_ms`` how long an async job (fal request, Replicate prediction) runs."""
     app = web.Application(middlewares=[protocol_middleware], client_max_size=MAX_BODY_BYTES)
-    app[STATE] = SimState(latency_ms)
+    app[STATE] = SimState(latency_ms, job_ms)
     openai_images.add_routes(app)
     gemini.add_routes(app)
+    fal.add_routes(app)
+    replicate_predictions.add_routes(app)
+    vertex.add_routes(app)
+    a1111.add_routes(app)
     control.add_routes(app)
     return app

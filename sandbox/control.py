@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import PROTOCOLS, parse_spec
+from .faults import PROTOCOLS, parse_spec, supports
+from .jobs import MAX_JOB_MS
 from .state import get_state
 
 PREFIX = "/__control__"
@@ -42,6 +43,8 @@ async def queue_fault(request: web.Request) -> web.Response:
         return _bad("count must be a positive integer")
     if protocol is not None and protocol not in PROTOCOLS:
         return _bad(f"protocol must be null or one of {sorted(PROTOCOLS)}")
+    if protocol is not None and not supports(protocol, spec):
+        return _bad(f"protocol {protocol} cannot express fault {spec!r}")
     state = get_state(request)
     state.queue_fault(spec.strip().lower(), count, protocol)
     return web.json_response({"ok": True, "queued": [f.as_dict() for f in state.faults]})
@@ -51,22 +54,31 @@ async def list_faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": [f.as_dict() for f in get_state(request).faults]})
 
 
+def _config(request: web.Request) -> dict[str, float]:
+    state = get_state(request)
+    return {"latency_ms": state.latency_ms, "job_ms": state.job_ms}
+
+
 async def set_config(request: web.Request) -> web.Response:
-    """Set the base latency added to every protocol request."""
+    """Set the base latency added to every protocol request and/or the async job time."""
+    state = get_state(request)
     try:
         body = await _body(request)
-        latency = float(body.get("latency_ms", get_state(request).latency_ms))
+        latency = float(body.get("latency_ms", state.latency_ms))
+        job_ms = float(body.get("job_ms", state.job_ms))
     except (ValueError, TypeError) as exc:
         return _bad(f"invalid config: {exc}")
     if latency < 0:
         return _bad("latency_ms must be >= 0")
-    state = get_state(request)
+    if not 0 <= job_ms <= MAX_JOB_MS:
+        return _bad(f"job_ms must be between 0 and {MAX_JOB_MS:.0f}")
     state.latency_ms = latency
-    return web.json_response({"ok": True, "config": {"latency_ms": state.latency_ms}})
+    state.job_ms = job_ms
+    return web.json_response({"ok": True, "config": _config(request)})
 
 
 async def get_config(request: web.Request) -> web.Response:
-    return web.json_response({"config": {"latency_ms": get_state(request).latency_ms}})
+    return web.json_response({"config": _config(request)})
 
 
 async def reset(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,13 +187,17 @@ def _envelope(model: str, **fields: Any) -> dict[str, Any]:
     return {**fields, "modelVersion": model, "responseId": secrets.token_urlsafe(16)}
 
 
-def _fault_response(request: web.Request, kind: str, model: str, req: GenRequest) -> web.Response:
-    """Answer an injected fault the way the Gemini API fails or blocks."""
+def _fault_response(request: web.Request, kind: str, model: str, req: GenRequest, protocol: str) -> web.Response:
+    """Answer an injected fault the way the Gemini API (or Vertex AI) fails or blocks."""
     if kind == "drop":
         return faults.drop_connection(request)
     if kind == "malformed":
         return faults.malformed_response(_envelope(model, candidates=[{"content": {"role": "model", "parts": [
             {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo" * 40}}]}, "finishReason": "STOP"}]))
+    if kind == "429" and protocol == "vertex":
+        raise GeminiError(429, "Resource exhausted. Please try again later. Please refer to "
+                          "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.",
+                          "RESOURCE_EXHAUSTED")
     if kind == "429":
         raise GeminiError(429, "You exceeded your current quota, please check your plan and billing details. For more "
                           "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
@@ -267,16 +272,27 @@ async def models_dispatch(request: web.Request) -> web.Response:
             raise GeminiError(404, f"models/{model} is not found for API version {version}, or is not supported for "
                               "generateContent. Call ListModels to see the list of available models and their "
                               "supported methods.", "NOT_FOUND")
-        ok, body = request.get(JSON_BODY, (False, None))
-        if not ok:
-            raise _invalid("Invalid JSON payload received. Unexpected token.")
-        req = parse_request(body)
-        kind = await faults.resolve(get_state(request), "gemini", req.prompt)
-        if kind is not None:
-            return _fault_response(request, kind, model, req)
-        return web.json_response(await _success(model, req))
+        return await generate_content(request, model, "gemini")
     except GeminiError as exc:
         return exc.response()
+
+
+async def generate_content(request: web.Request, model: str, protocol: str) -> web.Response:
+    """Parse, apply faults and answer one generateContent call (raises GeminiError).
+
+    Shared with the Vertex AI simulator: the body and response are the same there.
+    """
+    ok, body = request.get(JSON_BODY, (False, None))
+    if not ok:
+        raise _invalid("Invalid JSON payload received. Unexpected token.")
+    req = parse_request(body)
+    kind = await faults.resolve(get_state(request), protocol, req.prompt)
+    if kind is not None and kind in faults.COMMON_KINDS:
+        return _fault_response(request, kind, model, req, protocol)
+    answer = await _success(model, req)
+    if protocol == "vertex":  # Vertex also stamps the response
+        answer["createTime"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    return web.json_response(answer)
 
 
 def add_routes(app: web.Application) -> None:

@@ -3,12 +3,14 @@
 ``SimulatorThread`` serves it from a background thread (own event loop) for
 synchronous tests and SDKs; ``start_in_loop`` serves it inside an already running
 loop, which is how the gateway embeds it when no provider keys are configured.
+Either can serve ``https://`` with a throwaway certificate (``sandbox.tls``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -17,33 +19,39 @@ from typing import Any
 
 from aiohttp import web
 
+from . import tls as sandbox_tls
 from .app import build_app
 
 
 async def start_in_loop(
-    app_or_latency: web.Application | float = 0, host: str = "127.0.0.1", port: int = 0
+    app_or_latency: web.Application | float = 0, host: str = "127.0.0.1", port: int = 0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, str]:
     """Serve the simulator on ``host:port`` (0 = ephemeral) in the running loop.
 
-    Returns the runner (``await runner.cleanup()`` to stop) and the base URL.
+    Returns the runner (``await runner.cleanup()`` to stop) and the base URL
+    (``https://`` when an ``ssl_context`` is given).
     """
     app = app_or_latency if isinstance(app_or_latency, web.Application) else build_app(float(app_or_latency))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return runner, f"http://{shown}:{bound_port}"
+    return runner, f"{'https' if ssl_context else 'http'}://{shown}:{bound_port}"
 
 
 class SimulatorThread:
     """The simulator on an ephemeral loopback port, in its own thread and event loop."""
 
-    def __init__(self, latency_ms: float = 0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, latency_ms: float = 0, host: str = "127.0.0.1", port: int = 0, tls: bool = False) -> None:
         self.latency_ms = latency_ms
         self.host = host
         self.port = port
+        self.tls = tls
+        # What a client must trust to talk to a ``tls=True`` simulator (None for plain HTTP).
+        self.client_ssl_context: ssl.SSLContext | None = sandbox_tls.client_context() if tls else None
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -71,7 +79,8 @@ class SimulatorThread:
         asyncio.set_event_loop(loop)
         try:
             self._runner, self.base_url = loop.run_until_complete(
-                start_in_loop(self.latency_ms, self.host, self.port)
+                start_in_loop(self.latency_ms, self.host, self.port,
+                              sandbox_tls.server_context() if self.tls else None)
             )
         except BaseException as exc:  # reported to start()'s caller
             self._error = exc
@@ -116,7 +125,7 @@ class SimulatorThread:
         req = urllib.request.Request(self.url(path), data=data, method=verb,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self.client_ssl_context) as resp:
                 return jsonlib.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")
@@ -129,7 +138,7 @@ class SimulatorThread:
         return list(self.control("requests" + suffix)["requests"])
 
     def reset(self) -> None:
-        """Clear queued faults, latency config and the request log."""
+        """Clear queued faults, latency and job-time config, the request log and all jobs."""
         self.control("reset", method="POST")
 
     def inject(self, fault: str, count: int = 1, protocol: str | None = None) -> None:
@@ -138,3 +147,7 @@ class SimulatorThread:
 
     def set_latency(self, latency_ms: float) -> None:
         self.control("config", {"latency_ms": latency_ms})
+
+    def set_job_ms(self, job_ms: float) -> None:
+        """How long each async job (fal request, Replicate prediction) runs from now on."""
+        self.control("config", {"job_ms": job_ms})

@@ -11,8 +11,12 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import fal_client
+import fal_client.client
+import httpx
 import openai
 import pytest
+import replicate
 from google import genai
 from google.genai import types
 from PIL import Image
@@ -31,6 +35,48 @@ def sim(sim_server: SimulatorThread) -> SimulatorThread:
     """The shared simulator with no queued faults, no latency and an empty request log."""
     sim_server.reset()
     return sim_server
+
+
+@pytest.fixture(scope="session")
+def tls_sim_server() -> Iterator[SimulatorThread]:
+    """A second simulator serving https:// (replicate-python only wraps https URLs in FileOutput)."""
+    with SimulatorThread(tls=True) as sim:
+        yield sim
+
+
+@pytest.fixture
+def tls_sim(tls_sim_server: SimulatorThread) -> SimulatorThread:
+    tls_sim_server.reset()
+    return tls_sim_server
+
+
+@pytest.fixture
+def fal(sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch) -> Iterator[fal_client.SyncClient]:
+    """fal-client pointed at the simulator.
+
+    fal-client builds every submit/run URL as ``f"https://{FAL_QUEUE_RUN_HOST}/" + app_id``
+    (fal_client/client.py ``QUEUE_URL_FORMAT``/``RUN_URL_FORMAT``, computed at import from
+    the ``FAL_QUEUE_RUN_HOST``/``FAL_RUN_HOST`` env vars, scheme fixed to https), so an
+    http:// simulator needs those two module constants patched. Status/result/cancel
+    then follow the URLs the simulator returns.
+    """
+    monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", sim.base_url + "/fal/queue/")
+    monkeypatch.setattr(fal_client.client, "RUN_URL_FORMAT", sim.base_url + "/fal/run/")
+    client = fal_client.SyncClient(key="sim-key-id:sim-key-secret")
+    yield client
+    if "_client" in client.__dict__:
+        client._client.close()
+
+
+@pytest.fixture
+def rep(tls_sim: SimulatorThread) -> Iterator[replicate.Client]:
+    """replicate-python on the https simulator; ``transport`` carries the trust (its own
+    transport replaces httpx's default one, so ``verify=`` alone would be ignored)."""
+    transport = httpx.HTTPTransport(verify=tls_sim.client_ssl_context)
+    client = replicate.Client(api_token="r8_sandbox", base_url=tls_sim.base_url + "/replicate", transport=transport)
+    client.poll_interval = 0.05
+    yield client
+    client._client.close()
 
 
 @pytest.fixture

@@ -33,11 +33,13 @@ def gen(util: SimpleNamespace, sim: SimulatorThread, prompt: str = "a cat", **ex
 
 def test_health_and_bad_control_requests(sim: SimulatorThread, util: SimpleNamespace) -> None:
     assert sim.control("health") == {"ok": True}
-    for body in ({"fault": "418"}, {"fault": "429", "count": 0}, {"fault": "429", "protocol": "fal"}, {}):
+    for body in ({"fault": "418"}, {"fault": "429", "count": 0}, {"fault": "429", "protocol": "midjourney"}, {},
+                 {"fault": "job-error", "protocol": "openai"}, {"fault": "safety", "protocol": "a1111"}):
         status, _, _ = util.http("POST", sim.url("/__control__/faults"), body)
         assert status == 400, body
-    status, _, _ = util.http("POST", sim.url("/__control__/config"), {"latency_ms": -1})
-    assert status == 400
+    for config in ({"latency_ms": -1}, {"job_ms": -5}, {"job_ms": "soon"}):
+        status, _, _ = util.http("POST", sim.url("/__control__/config"), config)
+        assert status == 400, config
 
 
 def test_queued_faults_are_consumed_in_order(sim: SimulatorThread, util: SimpleNamespace) -> None:
@@ -93,7 +95,7 @@ def test_latency_config_directive_and_queued(sim: SimulatorThread, util: SimpleN
     gen(util, sim, "slow base")
     assert time.perf_counter() - start >= 0.15
     sim.reset()
-    assert sim.control("config") == {"config": {"latency_ms": 0.0}}
+    assert sim.control("config") == {"config": {"latency_ms": 0.0, "job_ms": 300.0}}
     start = time.perf_counter()
     status, _ = gen(util, sim, "directive [sim:latency=120]")
     assert status == 200 and time.perf_counter() - start >= 0.12
@@ -179,7 +181,48 @@ async def _latency_only() -> str:
 def test_simulator_thread_lifecycle() -> None:
     sim = SimulatorThread(latency_ms=5).start()
     try:
-        assert sim.control("config") == {"config": {"latency_ms": 5.0}}
+        assert sim.control("config") == {"config": {"latency_ms": 5.0, "job_ms": 300.0}}
     finally:
         sim.stop()
     sim.stop()  # idempotent
+
+
+def test_new_protocols_share_the_log_and_the_fault_queue(sim: SimulatorThread, util: SimpleNamespace) -> None:
+    sim.inject("job-error")  # any protocol may take it, but only fal can express it
+    assert gen(util, sim)[0] == 200
+    assert [f["fault"] for f in sim.control("faults")["faults"]] == ["job-error"]
+    fal_key = {"Authorization": "Key k:s"}
+    _, _, raw = util.http("POST", sim.url("/fal/queue/fal-ai/flux/schnell"), {"prompt": "x [sim:job=0]"}, fal_key)
+    handle = json.loads(raw)
+    assert sim.control("faults")["faults"] == []
+    status, _, _ = util.http("GET", handle["response_url"], None, fal_key)
+    assert status == 504
+    util.http("POST", sim.url("/replicate/v1/models/black-forest-labs/flux-schnell/predictions"),
+              {"input": {"prompt": "x [sim:job=0]"}}, {"Authorization": "Bearer r8", "Prefer": "wait"})
+    util.http("POST", sim.url("/vertex/v1/projects/p/locations/l/publishers/google/models/imagen-4.0-generate-001"
+                              ":predict"), {"instances": [{"prompt": "x"}], "parameters": {"sampleCount": 1}},
+              {"Authorization": "Bearer sandbox"})
+    util.http("GET", sim.url("/a1111/sdapi/v1/sd-models"))
+    counts = {p: len(sim.requests(p)) for p in ("openai", "fal", "replicate", "vertex", "a1111")}
+    assert counts == {"openai": 1, "fal": 2, "replicate": 1, "vertex": 1, "a1111": 1}
+    assert sim.requests("fal")[0]["request_id"] == handle["request_id"]
+    sim.inject("fail", protocol="replicate")
+    status, _, raw = util.http("POST", sim.url("/replicate/v1/models/black-forest-labs/flux-schnell/predictions"),
+                               {"input": {"prompt": "x [sim:job=0]"}}, {"Authorization": "Bearer r8",
+                                                                          "Prefer": "wait"})
+    assert status == 201 and json.loads(raw)["status"] == "failed"
+
+
+def test_job_rendering_runs_off_the_event_loop(sim: SimulatorThread, util: SimpleNamespace,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    original = render.render_uncached
+
+    def spy(*args: object, **kwargs: object) -> bytes:
+        seen.append(threading.current_thread().name)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "render_uncached", spy)
+    status, _, _ = util.http("POST", sim.url("/fal/run/fal-ai/flux/schnell"),
+                             {"prompt": f"unique fal prompt {time.time()} [sim:job=0]"}, {"Authorization": "Key k:s"})
+    assert status == 200 and seen and all(name != "sandbox-simulator" for name in seen)
