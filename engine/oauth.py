@@ -17,6 +17,7 @@ import jwt
 
 from engine import errormap
 from engine.provider import Provider
+from engine.templates import TemplateError
 
 TOKEN_LIFETIME_S = 3600         # asked for in the assertion (the grant's maximum at common issuers)
 REFRESH_MARGIN_S = 300          # a cached token is renewed this long before it expires
@@ -74,9 +75,10 @@ class TokenCache:
             token_url = str(spec["token_url"](ctx))
             now = int(time.time())
             claims = {**spec["claims"](ctx), "iat": now, "exp": now + TOKEN_LIFETIME_S}
-            headers = {"kid": str(spec["key_id"](ctx))} if "key_id" in spec else None
-            assertion = jwt.encode(claims, str(spec["key"](ctx)), algorithm="RS256", headers=headers)
-        except (OSError, ValueError, KeyError, jwt.PyJWTError, TypeError) as exc:
+            key_id = spec["key_id"](ctx) if "key_id" in spec else None
+            assertion = jwt.encode(claims, str(spec["key"](ctx)), algorithm="RS256",
+                                   headers={"kid": str(key_id)} if key_id else None)
+        except (OSError, ValueError, KeyError, jwt.PyJWTError, TypeError, TemplateError) as exc:
             raise errormap.make("upstream_auth_failed", f"{provider.name}: the service-account credentials are unusable "
                                 f"({type(exc).__name__}).") from None
         try:

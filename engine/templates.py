@@ -75,6 +75,8 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(path, f"template does not compile: {exc.message}") from None
         return _text(template, path)
+    if isinstance(value, dict) and EACH in value:
+        return _compile_each(value, path)
     if isinstance(value, dict):
         items = [(k, compile_value(v, f"{path}.{k}")) for k, v in value.items()]
         if all(isinstance(r, _Const) for _, r in items):
@@ -94,9 +96,46 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
             return _Const(_drop_none(value))
 
         def render_list(ctx: dict[str, Any]) -> Any:
-            return [v for v in (r(ctx) for r in elems) if v is not None]
+            out: list[Any] = []
+            for r in elems:
+                v = r(ctx)
+                if isinstance(r, _Each):
+                    out.extend(x for x in v if x is not None)
+                elif v is not None:
+                    out.append(v)
+            return out
         return render_list
     return _Const(value)
+
+
+EACH = "$each"        # {$each: <expression giving a list>, $as: name, $value: <template>} inside a list
+_EACH_KEYS = {EACH, "$as", "$value"}
+
+
+class _Each:
+    """Repeat `$value` for every element of the `$each` list, spliced into the enclosing list."""
+
+    def __init__(self, source: Renderer, name: str, value: Renderer, path: str) -> None:
+        self.source, self.name, self.value, self.path = source, name, value, path
+
+    def __call__(self, ctx: dict[str, Any]) -> list[Any]:
+        items = self.source(ctx)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise TemplateError(self.path, f"$each needs a list, got {type(items).__name__}")
+        return [self.value({**ctx, self.name: item}) for item in items]
+
+
+def _compile_each(value: dict[str, Any], path: str) -> Renderer:
+    extra = set(value) - _EACH_KEYS
+    if extra or "$value" not in value or not isinstance(value.get("$as", "item"), str):
+        raise TemplateError(path, f"$each takes $as (a name) and $value, not {sorted(extra) or 'this'}")
+    source = value[EACH]
+    if not isinstance(source, str):
+        raise TemplateError(f"{path}.$each", "$each is an expression such as '{{ images }}'")
+    return _Each(compile_value(source if "{{" in source else "{{ " + source + " }}", f"{path}.$each"),
+                 value.get("$as", "item"), compile_value(value["$value"], f"{path}.$value"), path)
 
 
 def _drop_none(value: Any) -> Any:
