@@ -95,7 +95,9 @@ def test_vertex_bad_service_account_is_an_auth_failure(sim: SimulatorThread, tmp
     monkeypatch.setenv("VERTEX_BASE_URL", sim.base_url + "/vertex")
     monkeypatch.setenv("VERTEX_SERVICE_ACCOUNT_JSON", '{"client_email": "x@y", "private_key": "not a key", "token_uri": "http://127.0.0.1:9/"}')
     with GatewayThread(sim.base_url, tmp_path, sandbox="auto") as gw:
-        r = post(gw, {"model": "imagen-4", "prompt": "x"})
+        r = post(gw, {"model": "vertex/imagen-4", "prompt": "x"})
+        fallback = post(gw, {"model": "imagen-4", "prompt": "x"})
+    assert fallback.status_code == 200 and fallback.json()["metadata"]["provider"] == "fal"
     assert r.status_code == 502
     assert "upstream_auth_failed" in r.json()["error"]["message"] and "not a key" not in r.text
 
