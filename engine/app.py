@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engine import errors, imaging, pipeline, reload
+from engine import errors, forms, imaging, pipeline, reload
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.errors import GatewayError
@@ -138,10 +138,34 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
 @endpoint("images.generations")
 async def images_generations(request: Request, rt: Runtime) -> Response:
     body = await _read_json(request, rt.settings.max_body_bytes)
-    sandbox = request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
-    if request.query_params.get("dryRun", "").lower() in ("1", "true", "yes"):
-        return _json(pipeline.estimate(rt, body, sandbox))
+    sandbox = _sandbox_asked(request)
+    if _dry_run(request):
+        return _json(await pipeline.estimate(rt, body, sandbox))
     result = await _unless_disconnected(request, pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox))
+    return _json(result.body, 200, result.headers)
+
+
+def _dry_run(request: Request) -> bool:
+    return request.query_params.get("dryRun", "").lower() in ("1", "true", "yes")
+
+
+def _sandbox_asked(request: Request) -> bool:
+    return request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
+
+
+@endpoint("images.edits")
+async def images_edits(request: Request, rt: Runtime) -> Response:
+    """Multipart (the SDKs' way: image / image[] / mask parts) or JSON with data: or https image URLs."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body, images, mask = await forms.read_edit_form(request, rt)
+    else:
+        body = await _read_json(request, rt.settings.max_body_bytes)
+        body, images, mask = forms.split_edit_json(body)
+    sandbox = _sandbox_asked(request)
+    if _dry_run(request):
+        return _json(await pipeline.estimate(rt, body, sandbox, "edit", images, mask))
+    work = pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox, "edit", images, mask)
+    result = await _unless_disconnected(request, work)
     return _json(result.body, 200, result.headers)
 
 
@@ -287,6 +311,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
     for prefix in PREFIXES:
         routes += [
             Route(f"{prefix}/images/generations", images_generations, methods=["POST"]),
+            Route(f"{prefix}/images/edits", images_edits, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", get_model, methods=["GET"]),
         ]

@@ -43,6 +43,9 @@ class Canonical:
     upstream_format: str | None = None        # what the provider is asked for
     upstream_compression: int | None = None
     reencode: bool = False                    # compression must be applied by the gateway
+    images: tuple[Any, ...] = ()              # edit inputs (engine.inputs.InputImage), first one first
+    mask: Any = None
+    implicit_size: str | None = None          # an edit's input size: the shape when the caller gave none
     adjustments: tuple[dict[str, Any], ...] = ()
 
     def with_(self, **changes: Any) -> "Canonical":

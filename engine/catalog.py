@@ -20,6 +20,7 @@ import yaml
 from engine import context, normalize  # noqa: F401  (normalize registers the operations)
 from engine.canonical import Canonical
 from engine.errors import model_not_found
+from engine.inputs import DEFAULT_INPUT_IMAGES, InputImage
 from engine.operations import apply_all, compile_keywords
 from engine.paths import PathError
 from engine.provider import Operation, Provider, compile_provider
@@ -51,6 +52,10 @@ class Route:
     pricing: dict[str, Any] | None = None
     op_names: dict[str, str] = field(default_factory=dict)     # model operation -> provider operation
     bodies: dict[str, Renderer] = field(default_factory=dict)  # provider operation -> route-merged json template
+    op_models: dict[str, str] = field(default_factory=dict)    # model operation -> upstream model, where it differs
+
+    def model_for(self, model_operation: str) -> str:
+        return self.op_models.get(model_operation, self.upstream_model)
 
     def operation(self, model_operation: str) -> Operation:
         """The provider operation serving `model_operation`, with this route's body merged in."""
@@ -77,8 +82,13 @@ class Model:
     def schemas(self) -> dict[str, Any]:
         return {op: v.schema for op, v in self.validators.items()}
 
-    def canonical(self, body: Mapping[str, Any], operation: str = "generate") -> Canonical:
-        return apply_all(self.keywords, Canonical(model_id=self.id, operation=operation, body=body))
+    def canonical(self, body: Mapping[str, Any], operation: str = "generate", **inputs: Any) -> Canonical:
+        """Fold the operations over `body`; `inputs` seeds edit inputs (images, mask, implicit_size)."""
+        return apply_all(self.keywords, Canonical(model_id=self.id, operation=operation, body=body, **inputs))
+
+    @property
+    def input_image_limit(self) -> int:
+        return int(self.spec.get("limits", {}).get("input_images", DEFAULT_INPUT_IMAGES))
 
     def to_openai(self, created: int) -> dict[str, Any]:
         return {"id": self.id, "object": "model", "created": created, "owned_by": self.spec.get("owned_by", "mediagate"),
@@ -248,6 +258,14 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
     return Catalog(models, providers, names, [str(p) for p in model_files + provider_files])
 
 
+def _op_mapping(route: dict[str, Any], op: str) -> tuple[str, str | None]:
+    """(provider operation, upstream model or None) serving model operation `op` on this route."""
+    m = route.get("operations", {}).get(op, op)
+    if isinstance(m, str):
+        return m, None
+    return m.get("operation", op), m.get("upstream_model")
+
+
 def _deep_merge(base: Any, over: Any) -> Any:
     """`over` on top of `base`, objects merged key by key; a null in `over` removes the key."""
     if isinstance(base, dict) and isinstance(over, dict):
@@ -284,7 +302,7 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
             out.append((f"$.routes[{i}].provider", f"no provider {route['provider']!r} in providers.d"))
             continue
         for op in spec["operations"]:
-            name = route.get("operations", {}).get(op, op)
+            name = _op_mapping(route, op)[0]
             if name not in prov.operations:
                 out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} has no {name!r} operation"))
     if "shape" in spec:
@@ -325,11 +343,15 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
     routes = []
     for i, r in enumerate(spec["routes"]):
         prov = providers[r["provider"]]
-        op_names = {op: r.get("operations", {}).get(op, op) for op in spec["operations"]}
+        mapping = {op: _op_mapping(r, op) for op in spec["operations"]}
+        op_names = {op: m[0] for op, m in mapping.items()}
+        op_models = {op: m[1] for op, m in mapping.items() if m[1]}
         bodies: dict[str, Renderer] = {}
         if "body" in r:
             for name in set(op_names.values()):
-                merged = _deep_merge(prov.spec["operations"][name]["request"].get("json", {}), r["body"])
+                request = prov.spec["operations"][name]["request"]
+                key = "multipart" if "multipart" in request else "json"
+                merged = _deep_merge(request.get(key, {}), r["body"])
                 try:
                     bodies[name] = compile_value(merged, f"$.routes[{i}].body")
                 except TemplateError as exc:
@@ -337,13 +359,16 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
                     return None
         routes.append(Route(prov, r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
                             {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
-                            r.get("pricing", spec.get("pricing")), op_names, bodies))
+                            r.get("pricing", spec.get("pricing")), op_names, bodies, op_models))
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
                   routes=routes, aliases=list(spec.get("aliases", [])))
     for problem in dry_render(model):
         problems.append(f"{file}: {problem}")
     return model
+
+
+_SPEC_CHECK_IMAGE = InputImage(b"\x89PNG spec check", "png", 64, 64)
 
 
 def dry_render(model: Model) -> list[str]:
@@ -355,6 +380,8 @@ def dry_render(model: Model) -> list[str]:
         body = {"model": model.id, "prompt": "spec check"}
         try:
             req = model.canonical(body, op)
+            if op == "edit":
+                req = req.with_(images=(_SPEC_CHECK_IMAGE,), mask=_SPEC_CHECK_IMAGE)
         except Exception as exc:  # a spec that cannot even build its default request is broken
             problems.append(f"$: the default request does not normalize: {exc}")
             continue

@@ -63,7 +63,7 @@ def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any]) -> 
         target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
         calls = [upstream.render(route.provider, route.operation(op), context.build(req, route, k), target).redacted()
                  for k in batches(req.n, route.native_n)]
-        routes.append({"provider": route.provider.id, "upstream_model": route.upstream_model, "priority": route.priority,
+        routes.append({"provider": route.provider.id, "upstream_model": route.model_for(op), "priority": route.priority,
                        "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})
     return {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments), "routes": routes}
 

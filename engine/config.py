@@ -27,6 +27,7 @@ class Settings:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     max_body_bytes: int = MAX_JSON_BODY_BYTES
     reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
+    fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -46,4 +47,5 @@ class Settings:
         s.request_timeout_s = float(env.get("MEDIAGATE_REQUEST_TIMEOUT_SECONDS", s.request_timeout_s))
         s.max_body_bytes = int(env.get("MEDIAGATE_MAX_BODY_BYTES", s.max_body_bytes))
         s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
+        s.fetch_allow = env.get("MEDIAGATE_FETCH_ALLOW", s.fetch_allow)
         return s

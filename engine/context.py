@@ -14,6 +14,8 @@
 | route | upstream_model, provider |
 | values | the model's tables merged with the route's |
 | model | id |
+| images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename}; [] when generating |
+| mask | the edit mask in the same form, or none |
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 
 def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
+    images = [i.as_context() for i in req.images]
     return {
         "prompt": req.prompt,
         "n": n,
@@ -37,7 +40,9 @@ def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
         "extra": dict(req.extra),
         "output": {"format": req.upstream_format, "compression": req.upstream_compression},
         "response_format": req.response_format,
-        "route": {"upstream_model": route.upstream_model, "provider": route.provider.id},
+        "route": {"upstream_model": route.model_for(req.operation), "provider": route.provider.id},
         "values": route.values,
         "model": {"id": req.model_id},
+        "images": images,
+        "mask": req.mask.as_context() if req.mask is not None else None,
     }

@@ -26,7 +26,11 @@ def limits(arg: dict[str, Any], req: Canonical) -> Canonical:
 @operation("shape", default={"bounds": {}, "default": {"size": "1024x1024"}}, compile=shapes.ShapeSpec.from_spec)
 def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
     body = req.body
-    resolved, adjustments = shapes.resolve(spec, body.get("size"), body.get("aspect_ratio"), body.get("resolution"))
+    size, ratio, tier = body.get("size"), body.get("aspect_ratio"), body.get("resolution")
+    if req.implicit_size and size in (None, "auto") and ratio is None and tier is None:
+        resolved, _ = shapes.resolve(spec, req.implicit_size, None, None)  # follows the input image: nothing asked, nothing adjusted
+        return req.with_(shape=resolved)
+    resolved, adjustments = shapes.resolve(spec, size, ratio, tier)
     return req.with_(shape=resolved).adjusted(*adjustments)
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import errormap, fanout, postprocess, pricing, routing
+from engine import errormap, fanout, inputs, postprocess, pricing, routing
 from engine.errors import GatewayError, UpstreamError, invalid_request
 from engine.canonical import Canonical
 from engine.catalog import Model, Route
@@ -63,9 +63,19 @@ def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], 
                             pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt))
 
 
+async def with_inputs(rt: Runtime, model: Model, req: Canonical, images: list[Any], mask: Any) -> Canonical:
+    """An edit's canonical request with its input images decoded, checked and in place."""
+    loaded, mask_image = await inputs.load(images, mask, model.input_image_limit, rt.fetch_policy)
+    first = loaded[0]
+    return model.canonical(req.body, req.operation, images=tuple(loaded), mask=mask_image,
+                           implicit_size=f"{first.width}x{first.height}")
+
+
 async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = False,
-                   operation: str = "generate") -> Result:
+                   operation: str = "generate", images: list[Any] | None = None, mask: Any = None) -> Result:
     model, forced, req = prepare(rt, body, operation)
+    if operation == "edit":
+        req = await with_inputs(rt, model, req, images or [], mask)
     try:
         async with asyncio.timeout(rt.settings.request_timeout_s):
             return await _route(rt, model, forced, req, base_url, force_sandbox)
@@ -74,16 +84,19 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
                            "timeout_error", "upstream_timeout") from None
 
 
-def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate") -> dict[str, Any]:
-    """`?dryRun=true`: validate, route and price without calling any provider."""
+async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate",
+                   images: list[Any] | None = None, mask: Any = None) -> dict[str, Any]:
+    """`?dryRun=true`: validate (inputs included), route and price without calling any provider."""
     model, forced, req = prepare(rt, body, operation)
+    if operation == "edit":
+        req = await with_inputs(rt, model, req, images or [], mask)
     routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
     if not routes:
         raise errormap.exhausted([], [])
     route = routes[0]
     sizes = ((req.shape.width or 0, req.shape.height or 0),) * req.n
     cost = pricing.price(route.pricing, _produced(req, route, sizes, req.shape.size, req.output_format or req.upstream_format))
-    return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.upstream_model,
+    return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.model_for(req.operation),
             **(cost or pricing.UNPRICED), "adjustments": list(req.adjustments)}
 
 
@@ -97,7 +110,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
         target = rt.target(route.provider, force_sandbox)
         if target is None:
             err = errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured (no credentials).")
-            attempts.append(_attempt(route.provider.id, route.upstream_model, started, err))
+            attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, err))
             errors.append(err)
             continue
         try:
@@ -105,13 +118,13 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             outputs = await fanout.run(rt, req, route, target)
             delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
         except UpstreamError as err:
-            attempts.append(_attempt(route.provider.id, route.upstream_model, started, err, target.sandbox, cooling))
+            attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, err, target.sandbox, cooling))
             errors.append(err)
             rt.health.record(route.provider.id, ok=not err.retryable)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue
-        attempts.append(_attempt(route.provider.id, route.upstream_model, started, None, target.sandbox, cooling))
+        attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, None, target.sandbox, cooling))
         rt.health.record(route.provider.id, ok=True)
         first = delivered[0].info
         cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
@@ -123,7 +136,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             "data": [d.item for d in delivered],
             "metadata": {
                 "model": model.id,
-                "executed_model": route.upstream_model,
+                "executed_model": route.model_for(req.operation),
                 "provider": route.provider.id,
                 "attempts": attempts,
                 "adjustments": list(req.adjustments) + notes,

@@ -86,6 +86,7 @@ class Operation:
     blocked: tuple[BlockRule, ...]
     on_empty: dict[str, Any] | None
     job: JobSpec | None = None
+    multipart: bool = False                # `json` renders the fields of a multipart/form-data body
 
 
 @dataclass
@@ -172,7 +173,9 @@ def _compile_operation(op: dict[str, Any], path: str) -> Operation:
         path=compile_value(req["path"], f"{path}.request.path"),
         headers={k: compile_value(v, f"{path}.request.headers.{k}") for k, v in req.get("headers", {}).items()},
         query={k: compile_value(v, f"{path}.request.query.{k}") for k, v in req.get("query", {}).items()},
-        json=compile_value(req["json"], f"{path}.request.json") if "json" in req else None,
+        json=(compile_value(req["multipart"], f"{path}.request.multipart") if "multipart" in req
+              else compile_value(req["json"], f"{path}.request.json") if "json" in req else None),
+        multipart="multipart" in req,
         passthrough_into=tuple(passthrough.get("into", [])) if passthrough is not None else None,
         items=compile_path(outputs["items"], f"{path}.outputs.items"),
         item={k: compile_path(v, f"{path}.outputs.item.{k}") for k, v in outputs["item"].items()},

@@ -12,6 +12,7 @@ from engine.config import Settings
 from engine.health import Health
 from engine.media import MediaStore
 from engine.oauth import TokenCache
+from engine.safefetch import FetchPolicy
 from engine.provider import Provider
 from engine.upstream import SANDBOX_SECRET, Target, Transport
 
@@ -24,8 +25,12 @@ class Runtime:
     transport: Transport = field(default_factory=Transport)
     sandbox_url: str | None = None          # the running simulators, when the sandbox is on
     tokens: TokenCache = field(default_factory=TokenCache)
+    fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
+
+    def __post_init__(self) -> None:
+        self.fetch_policy = FetchPolicy.parse(self.settings.fetch_allow)
 
     def sandboxed(self, provider: Provider) -> bool:
         """Whether this provider is served by the simulators for every request."""

@@ -45,11 +45,45 @@ class UpstreamRequest:
     query: dict[str, str]
     json: Any
     secret_headers: frozenset[str] = field(default_factory=frozenset)
+    multipart: bool = False
 
     def redacted(self) -> dict[str, Any]:
-        """The request as an operator may see it: auth header values masked."""
+        """The request as an operator may see it: auth header values masked, file parts summarized."""
         headers = {k: (REDACTED if k in self.secret_headers else v) for k, v in self.headers.items()}
-        return {"method": self.method, "url": self.url, "query": dict(self.query), "headers": headers, "json": self.json}
+        body = _summarize(self.json)
+        return {"method": self.method, "url": self.url, "query": dict(self.query), "headers": headers,
+                "multipart" if self.multipart else "json": body}
+
+    def form(self) -> aiohttp.FormData:
+        """The multipart body: image dicts (or lists of them) become file parts, the rest text fields."""
+        form = aiohttp.FormData(quote_fields=False)
+        for name, value in (self.json or {}).items():
+            for v in (value if isinstance(value, list) and value and all(_is_file(x) for x in value) else [value]):
+                if _is_file(v):
+                    form.add_field(name, v["bytes"], filename=v.get("filename", "file"), content_type=v.get("mime"))
+                elif isinstance(v, (dict, list)):
+                    form.add_field(name, json.dumps(v), content_type="application/json")
+                elif isinstance(v, bool):
+                    form.add_field(name, "true" if v else "false")
+                else:
+                    form.add_field(name, str(v))
+        return form
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("bytes"), (bytes, bytearray))
+
+
+def _summarize(value: Any) -> Any:
+    if _is_file(value):
+        return f"<{len(value['bytes'])} bytes {value.get('mime', '')}>"
+    if isinstance(value, dict):
+        return {k: _summarize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_summarize(v) for v in value]
+    if isinstance(value, str) and len(value) > 200:
+        return value[:80] + f"...<{len(value)} chars>"
+    return value
 
 
 @dataclass
@@ -100,7 +134,9 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     if op.passthrough_into is not None:
         body = _merge_into(body, op.passthrough_into, ctx["extra"])
     headers = {**op.headers, **(op.job.submit_headers if op.job else {})}
-    return build(provider, target, ctx, op.method, url_for(target.base_url, str(op.path(ctx))), headers, op.query, body)
+    request = build(provider, target, ctx, op.method, url_for(target.base_url, str(op.path(ctx))), headers, op.query, body)
+    request.multipart = op.multipart
+    return request
 
 
 def same_origin_or(url: str, base_url: str, host_patterns: Any) -> bool:
@@ -139,9 +175,9 @@ class Transport:
     async def send(self, provider: Provider, req: UpstreamRequest) -> UpstreamReply:
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
+            body = {"data": req.form()} if req.multipart else {"json": req.json}
             async with self.session(provider).request(
-                    req.method, req.url, headers=req.headers, params=req.query or None,
-                    json=req.json, timeout=timeout) as resp:
+                    req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout, **body) as resp:
                 body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return UpstreamReply(resp.status, headers, body, _parse_json(body))

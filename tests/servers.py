@@ -89,13 +89,15 @@ class Scripted:
             return {k: self.materialize(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.materialize(v) for v in value]
-        if isinstance(value, str) and value.startswith(("$image(", "$url(")) and value.endswith(")"):
+        if isinstance(value, str) and value.startswith(("$image(", "$url(", "$dataurl(")) and value.endswith(")"):
             kind, _, args = value[1:-1].partition("(")
             fmt, size = args.split(",")
             w, h = (int(x) for x in size.strip().split("x"))
             data = image_bytes(fmt.strip(), w, h)
             if kind == "image":
                 return base64.b64encode(data).decode()
+            if kind == "dataurl":
+                return f"data:image/{fmt.strip()};base64," + base64.b64encode(data).decode()
             name = f"f{len(self.files)}.{fmt.strip()}"
             self.files[name] = data
             return f"{self.base_url}/__files__/{name}"
@@ -107,14 +109,22 @@ class Scripted:
         if request.path.startswith("/__files__/"):
             data = self.files.get(request.path.rsplit("/", 1)[1])
             return web.Response(body=data) if data is not None else web.Response(status=404)
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
+        form: dict[str, Any] | None = None
+        if request.content_type == "multipart/form-data":
+            form = {}
+            for key, value in (await request.post()).items():
+                part = f"<file {value.content_type}>" if hasattr(value, "file") else value
+                form[key] = part if key not in form else (form[key] if isinstance(form[key], list) else [form[key]]) + [part]
             body = None
+        else:
+            raw = await request.read()
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
         with self.lock:
             self.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
-                                  "headers": {k.lower(): v for k, v in request.headers.items()}, "json": body})
+                                  "headers": {k.lower(): v for k, v in request.headers.items()}, "json": body, "form": form})
             reply = self.replies.pop(0) if self.replies else {"status": 500, "json": {"error": "no scripted reply"}}
         if reply.get("delay_s"):
             await asyncio.sleep(reply["delay_s"])

@@ -72,11 +72,12 @@ def _image_of(item: dict[str, Any], client: httpx.Client) -> Image.Image:
 def test_golden(model: str, case: dict[str, Any], scripted: Scripted, scripted_gateway: GatewayThread) -> None:
     for step in case.get("upstream", []):
         scripted.replies.append(step["reply"])
-    body = {"model": model, **case["request"]}
+    body = scripted.materialize({"model": model, **case["request"]})
     if body.get("prompt") == "$long":
         body["prompt"] = "x" * 100_000
     with httpx.Client(timeout=30) as client:
-        resp = client.post(scripted_gateway.base_url + "/v1/images/generations", json=body, headers=case.get("headers", {}))
+        endpoint = "/v1/images/" + case.get("endpoint", "generations")
+        resp = client.post(scripted_gateway.base_url + endpoint, json=body, headers=case.get("headers", {}))
         want = case["response"]
         assert resp.status_code == want.get("status", 200), resp.text
         got = resp.json()

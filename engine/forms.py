@@ -1,0 +1,100 @@
+"""Edit requests in their two wire forms, reduced to (body, image sources, mask source).
+
+Multipart is what the OpenAI SDKs send: `image` or `image[]` file parts, an optional `mask` part and
+text fields, which are typed here from the model's compiled schema (a form field is always text).
+JSON carries images as data: or https URLs in `image` / `images` (strings or {"image_url": ...}).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from engine import errors
+from engine.inputs import MAX_INPUT_IMAGE_BYTES
+from engine.runtime import Runtime
+
+MAX_MULTIPART_BODY_BYTES = 256 * 1024 * 1024   # all parts of one edit request together
+MAX_FORM_FILES = 20                             # image parts plus the mask
+MAX_FORM_FIELDS = 100
+MAX_FORM_FIELD_BYTES = 1024 * 1024              # one text field (a prompt is far smaller)
+IMAGE_KEYS = ("image", "image[]", "images", "images[]")
+
+
+def _url_of(value: Any) -> Any:
+    return value.get("image_url", value.get("url")) if isinstance(value, dict) else value
+
+
+def split_edit_json(body: Any) -> tuple[Any, list[Any], Any]:
+    if not isinstance(body, dict):
+        return body, [], None
+    images: list[Any] = []
+    for key in IMAGE_KEYS:
+        value = body.get(key)
+        if value is not None:
+            images += [_url_of(v) for v in (value if isinstance(value, list) else [value])]
+    mask = _url_of(body.get("mask"))
+    rest = {k: v for k, v in body.items() if k not in IMAGE_KEYS and k != "mask"}
+    return rest, images, mask
+
+
+def _typed(value: str, prop: dict[str, Any]) -> Any:
+    kind = prop.get("type")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind in ("object", "array"):
+            return json.loads(value)
+        if kind is None and "enum" in prop and value.lower() in ("true", "false") and True in prop["enum"]:
+            return value.lower() == "true"
+    except ValueError:
+        return value  # the schema then names the field and its expected type
+    return value
+
+
+async def read_edit_form(request: Request, rt: Runtime) -> tuple[dict[str, Any], list[Any], Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_MULTIPART_BODY_BYTES:
+        raise errors.too_large(MAX_MULTIPART_BODY_BYTES)
+    try:
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES)
+    except Exception as exc:  # the parser's own errors (too many parts, a part too large, a broken body)
+        raise errors.invalid_request(f"The multipart body could not be read: {str(exc)[:200]}", None, "invalid_multipart") from None
+    try:
+        body: dict[str, Any] = {}
+        images: list[Any] = []
+        mask: Any = None
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read(MAX_INPUT_IMAGE_BYTES + 1)
+                if key in IMAGE_KEYS:
+                    images.append(data)
+                elif key == "mask":
+                    mask = data
+                else:
+                    raise errors.invalid_request(f"Unexpected file part '{key}'.", key, "unexpected_file")
+            elif key in IMAGE_KEYS:
+                images.append(value)          # a URL given as a text field
+            elif key == "mask":
+                mask = value
+            else:
+                body[key] = value
+        model_name = body.get("model")
+        if isinstance(model_name, str):
+            try:
+                model, _ = rt.catalog.resolve(model_name)
+            except errors.GatewayError:
+                model = None
+            validator = model.validators.get("edit") if model is not None else None
+            props = validator.schema["properties"] if validator is not None else {}
+            body = {k: (_typed(v, props[k]) if isinstance(v, str) and k in props else v) for k, v in body.items()}
+        return body, images, mask
+    finally:
+        await form.close()
