@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engine import errors, forms, imaging, pipeline, reload
+from engine import chat, errors, forms, imaging, pipeline, reload
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.errors import GatewayError
@@ -151,6 +151,18 @@ def _dry_run(request: Request) -> bool:
 
 def _sandbox_asked(request: Request) -> bool:
     return request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
+
+
+@endpoint("chat.completions")
+async def chat_completions(request: Request, rt: Runtime) -> Response:
+    body = await _read_json(request, rt.settings.max_body_bytes)
+    if _dry_run(request):
+        return _json(chat.estimate(rt, body, _sandbox_asked(request)))
+    status, headers, reply = await chat.complete(rt, body, _sandbox_asked(request))
+    if isinstance(reply, (dict, list)):
+        return _json(reply, status, headers)
+    return StreamingResponse(reply, status, {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                             media_type="text/event-stream")
 
 
 @endpoint("images.edits")
@@ -312,6 +324,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         routes += [
             Route(f"{prefix}/images/generations", images_generations, methods=["POST"]),
             Route(f"{prefix}/images/edits", images_edits, methods=["POST"]),
+            Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", get_model, methods=["GET"]),
         ]

@@ -305,6 +305,8 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
             name = _op_mapping(route, op)[0]
             if name not in prov.operations:
                 out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} has no {name!r} operation"))
+            elif op != "chat" and "outputs" not in prov.spec["operations"][name]:
+                out.append((f"$.routes[{i}].provider", f"provider {prov.id!r} operation {name!r} declares no outputs"))
     if "shape" in spec:
         out += [(f"$.shape{p}", m) for p, m in ShapeSpec.from_spec(spec["shape"]).problems()]
     thinking = spec.get("thinking")

@@ -8,7 +8,7 @@ estimating and from the delivered outputs (measured sizes, actual count) when ch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 MICROS = 1_000_000
@@ -20,9 +20,11 @@ UNPRICED = {"total_cost_micros": None, "currency": None, "components": []}   # n
 class Produced:
     """What one request made (or would make)."""
 
-    sizes: tuple[tuple[int, int], ...]   # one per image
+    sizes: tuple[tuple[int, int], ...]   # one per image (or video)
     calls: int                           # upstream calls (batches)
     facts: Mapping[str, Any]             # values `when` conditions test
+    tokens: Mapping[str, int] = field(default_factory=dict)   # "input" / "output" token counts, when known
+    seconds: float = 0.0                 # media duration, for per-second prices (each output counts)
 
 
 def _matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
@@ -36,7 +38,8 @@ def _matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     return True
 
 
-def _quantity(metric: str, produced: Produced, rounding: str, exclude_first: float = 0) -> tuple[float, float]:
+def _quantity(metric: str, produced: Produced, rounding: str, exclude_first: float = 0,
+              kind: str = "output") -> tuple[float, float]:
     if metric == "image":
         q = float(len(produced.sizes))
         return q, q
@@ -46,7 +49,13 @@ def _quantity(metric: str, produced: Produced, rounding: str, exclude_first: flo
         mps = [w * h / PIXELS_PER_MEGAPIXEL for w, h in produced.sizes]
         billable = [max(0.0, (math.ceil(m - 1e-9) if rounding == "up" else m) - exclude_first) for m in mps]
         return round(sum(mps), 6), round(sum(billable), 6)
-    return 0.0, 0.0  # token / second: known only from usage, not priced here yet
+    if metric == "token":
+        t = float(produced.tokens.get(kind, 0))
+        return t, t
+    if metric == "second":
+        s = produced.seconds * max(1, len(produced.sizes))
+        return s, (math.ceil(s - 1e-9) if rounding == "up" else s)
+    return 0.0, 0.0
 
 
 def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, Any] | None:
@@ -58,7 +67,8 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
     for comp in pricing["components"]:
         if not _matches(comp.get("when", {}), produced.facts):
             continue
-        quantity, billable = _quantity(comp["metric"], produced, comp.get("round", "none"), comp.get("exclude_first", 0))
+        quantity, billable = _quantity(comp["metric"], produced, comp.get("round", "none"), comp.get("exclude_first", 0),
+                                       comp.get("type", "output"))
         if billable == 0:
             continue
         cost = billable * comp["unit_price"] / comp.get("per", 1)

@@ -166,7 +166,7 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
 
 def _compile_operation(op: dict[str, Any], path: str) -> Operation:
     req = op["request"]
-    outputs = op["outputs"]
+    outputs = op.get("outputs", {"items": "`[]`", "item": {"url": "@"}})
     passthrough = req.get("passthrough")
     return Operation(
         method=req["method"],

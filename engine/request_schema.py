@@ -16,7 +16,28 @@ from engine.operations import REGISTRY
 from engine.shape import ShapeSpec
 
 IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
-ENDPOINTS = {"generate": "images.generations", "edit": "images.edits"}
+ENDPOINTS = {"generate": "images.generations", "edit": "images.edits", "chat": "chat.completions"}
+
+
+def build_chat(model: dict[str, Any]) -> dict[str, Any]:
+    """Chat is a passthrough: the schema checks what the gateway itself relies on and lets the rest through."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{model['id']} chat.completions request",
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string"},
+            "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role"]},
+                         "x-mediagate-mode": "passthrough"},
+            "stream": {"type": "boolean", "x-mediagate-mode": "passthrough",
+                       "description": "server-sent events relayed chunk by chunk"},
+            "max_tokens": {"type": "integer", "minimum": 1, "x-mediagate-mode": "passthrough"},
+            "max_completion_tokens": {"type": "integer", "minimum": 1, "x-mediagate-mode": "passthrough"},
+        },
+        "additionalProperties": True,
+        "x-mediagate-passthrough": "every field is sent to the provider as it is; only model is renamed",
+    }
 
 
 def _mode(prop: dict[str, Any], mode: str, description: str) -> dict[str, Any]:
@@ -24,6 +45,8 @@ def _mode(prop: dict[str, Any], mode: str, description: str) -> dict[str, Any]:
 
 
 def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
+    if operation == "chat":
+        return build_chat(model)
     limits = model.get("limits", {})
     native_n = limits.get("n", 1)
     shape = ShapeSpec.from_spec(model.get("shape", REGISTRY["shape"].default))

@@ -8,10 +8,11 @@ retryable failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -188,6 +189,22 @@ class Transport:
         except aiohttp.ClientError as exc:
             raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
 
+    @contextlib.asynccontextmanager
+    async def stream(self, provider: Provider, req: UpstreamRequest) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The open upstream response, for relaying as it arrives; leaving the block closes the
+        connection, which is how a caller's disconnect reaches the provider."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.timeout_s)
+        try:
+            async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
+                                                      json=req.json, timeout=timeout) as resp:
+                yield resp
+        except asyncio.TimeoutError:
+            raise errormap.make("upstream_timeout", f"{provider.name} stopped answering.") from None
+        except aiohttp.ClientPayloadError:
+            raise errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.") from None
+        except aiohttp.ClientError as exc:
+            raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
+
     async def fetch(self, provider: Provider, target: Target, url: str) -> bytes:
         """Download one provider-hosted output: only from the provider's own host or its declared output
         hosts, over the same scheme, without credentials — a reply cannot make the gateway fetch anything else."""
@@ -203,6 +220,11 @@ class Transport:
             raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None
         except aiohttp.ClientError as exc:
             raise errormap.make("upstream_unavailable", f"{provider.name} output download failed ({type(exc).__name__}).") from None
+
+
+async def read_reply(resp: aiohttp.ClientResponse) -> UpstreamReply:
+    body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+    return UpstreamReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body, _parse_json(body))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:

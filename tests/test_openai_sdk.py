@@ -112,7 +112,7 @@ def test_models_list_and_schema(gateway: GatewayThread) -> None:
     assert props["thinking"]["enum"] == ["on"]
     assert props["prompt"]["x-mediagate-mode"] == "renamed"
     all_ = httpx.get(gateway.base_url + "/openai/v1/models?schema=true").json()
-    served = {m["id"]: m["schemas"]["generate"] for m in all_["data"]}
+    served = {m["id"]: m["schemas"].get("generate") for m in all_["data"]}
     assert served["gemini-3-pro-image"] == r["schemas"]["generate"]
     assert httpx.get(gateway.base_url + "/v1/models/nope").status_code == 404
 

@@ -13,7 +13,7 @@ from engine.errors import GatewayError
 from engine.shape import Bounds, ShapeSpec, clamp, feasible, nearest_ratio, ratio_value, resolve, tier_pixels
 
 CATALOG = catalog.load()
-SPECS = {m.id: ShapeSpec.from_spec(m.spec["shape"]) for m in CATALOG.models.values()}
+SPECS = {m.id: ShapeSpec.from_spec(m.spec["shape"]) for m in CATALOG.models.values() if "shape" in m.spec}
 
 sides = st.integers(min_value=1, max_value=20000)
 sizes = st.builds(lambda w, h: f"{w}x{h}", sides, sides)

@@ -1,0 +1,133 @@
+"""POST /chat/completions: a passthrough to OpenAI-compatible chat providers.
+
+The caller's body goes upstream as it is, with only the model renamed; the reply comes back as it is.
+With `stream: true` the upstream's server-sent events are relayed as they arrive, chunk by chunk, and
+a caller who disconnects closes the upstream connection. Until the first byte is relayed, retryable
+failures fall back to the next route like any other request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, AsyncIterator
+
+from engine import errormap, pricing, routing, upstream
+from engine.catalog import Model, Route
+from engine.errors import GatewayError, UpstreamError, invalid_request
+from engine.runtime import Runtime
+
+CHARS_PER_TOKEN = 4  # a dry run's input estimate: the usual rough ratio for English text
+
+
+def _validate(rt: Runtime, body: Any) -> tuple[Model, str | None]:
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
+    name = body.get("model")
+    if not isinstance(name, str):
+        raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    model, forced = rt.catalog.resolve(name)
+    validator = model.validators.get("chat")
+    if validator is None:
+        raise invalid_request(f"Model '{model.id}' is not a chat model.", "model", "unsupported_model")
+    validator.validate(body)
+    return model, forced
+
+
+def _ctx(model: Model, route: Route, body: dict[str, Any]) -> dict[str, Any]:
+    return {"route": {"upstream_model": route.model_for("chat"), "provider": route.provider.id}, "values": route.values,
+            "model": {"id": model.id}, "extra": {k: v for k, v in body.items() if k != "model"},
+            "stream": bool(body.get("stream"))}
+
+
+def _tokens_in(body: dict[str, Any]) -> int:
+    chars = 0
+    for message in body.get("messages", []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+def estimate(rt: Runtime, body: Any, force_sandbox: bool = False) -> dict[str, Any]:
+    model, forced = _validate(rt, body)
+    routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
+    if not routes:
+        raise errormap.exhausted([], [])
+    route = routes[0]
+    out_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    produced = pricing.Produced((), 1, {}, tokens={"input": _tokens_in(body), "output": int(out_tokens)})
+    cost = pricing.price(route.pricing, produced) or pricing.UNPRICED
+    return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.model_for("chat"),
+            **cost, "notes": ["input tokens estimated from characters; output tokens from max_tokens (0 when not set)"]}
+
+
+def _usage_cost(route: Route, reply: Any) -> dict[str, Any] | None:
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    produced = pricing.Produced((), 1, {}, tokens={"input": int(usage.get("prompt_tokens") or 0),
+                                                    "output": int(usage.get("completion_tokens") or 0)})
+    return pricing.price(route.pricing, produced)
+
+
+async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, body) where body is JSON or, for streams, an async iterator of SSE bytes."""
+    model, forced = _validate(rt, body)
+    attempts: list[dict[str, Any]] = []
+    errors: list[UpstreamError] = []
+    for route in routing.order(model, forced, health=rt.health):
+        target = rt.target(route.provider, force_sandbox)
+        if target is None:
+            err = errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured (no credentials).")
+            attempts.append({"provider": route.provider.id, "error": {"code": err.code, "message": err.message}})
+            errors.append(err)
+            continue
+        op = route.operation("chat")
+        started = time.monotonic()
+        try:
+            target = await rt.authorize(route.provider, target)
+            request = upstream.render(route.provider, op, _ctx(model, route, body), target)
+            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+            if body.get("stream"):
+                stream = _relay(rt, route, request)
+                await stream.__anext__()  # opens the upstream stream: failures before the first byte can fall back
+                rt.health.record(route.provider.id, ok=True)
+                return 200, headers, stream
+            reply = await rt.transport.send(route.provider, request)
+            if not 200 <= reply.status < 300:
+                raise upstream.reply_error(route.provider, reply)
+            if not isinstance(reply.json, dict):
+                raise errormap.make("upstream_malformed", f"{route.provider.name} sent a reply that is not a JSON object.")
+        except UpstreamError as err:
+            attempts.append({"provider": route.provider.id, "error": {"code": err.code, "message": err.message},
+                             "latency_ms": round((time.monotonic() - started) * 1000, 1)})
+            errors.append(err)
+            rt.health.record(route.provider.id, ok=not err.retryable)
+            if not err.retryable:
+                raise errormap.to_client(err) from None
+            continue
+        rt.health.record(route.provider.id, ok=True)
+        cost = _usage_cost(route, reply.json)
+        if cost:
+            headers["X-Mediagate-Cost"] = str(round(cost["total_cost_micros"] / pricing.MICROS, 6))
+            headers["X-Mediagate-Cost-Currency"] = cost["currency"]
+        return 200, headers, reply.json
+    raise errormap.exhausted(attempts, errors)
+
+
+async def _relay(rt: Runtime, route: Route, request: upstream.UpstreamRequest) -> AsyncIterator[bytes]:
+    """First yields b"" once the upstream answered 200 (or raises its error), then relays every chunk."""
+    async with rt.transport.stream(route.provider, request) as resp:
+        if resp.status != 200:
+            raise upstream.reply_error(route.provider, await upstream.read_reply(resp))
+        yield b""
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        except Exception:  # the provider broke off mid-stream: end the stream with an OpenAI-shaped error event
+            err = GatewayError(502, f"{route.provider.name} ended the stream early.", "upstream_error", "upstream_unavailable")
+            yield b"data: " + json.dumps(err.to_body()).encode() + b"\n\n"
