@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engine import chat, errors, forms, imaging, pipeline, reload
+from engine import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.errors import GatewayError
@@ -165,6 +165,64 @@ async def chat_completions(request: Request, rt: Runtime) -> Response:
                              media_type="text/event-stream")
 
 
+@endpoint("videos.create")
+async def videos_create(request: Request, rt: Runtime) -> Response:
+    """JSON, or multipart with an input_reference file part; 202 with a queued video object."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body, refs, _ = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
+        reference = refs[0] if refs else None
+    else:
+        body = await _read_json(request, rt.settings.max_body_bytes)
+        reference = body.pop("input_reference", None) if isinstance(body, dict) else None
+        if isinstance(reference, dict):
+            reference = reference.get("image_url", reference.get("url"))
+    if _dry_run(request):
+        return _json(await pipeline.estimate(rt, body, _sandbox_asked(request), "video"))
+    status, video = await videos.create(rt, body, reference, _sandbox_asked(request))
+    return _json(video, status)
+
+
+@endpoint("videos.get")
+async def videos_get(request: Request, rt: Runtime) -> Response:
+    return _json(videos.public(await videos.get(rt, request.path_params["video_id"])))
+
+
+@endpoint("videos.list")
+async def videos_list(request: Request, rt: Runtime) -> Response:
+    q = request.query_params
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        raise errors.invalid_request("'limit' must be a whole number.", "limit") from None
+    return _json(await videos.page(rt, q.get("after"), limit, q.get("order", "desc")))
+
+
+@endpoint("videos.delete")
+async def videos_delete(request: Request, rt: Runtime) -> Response:
+    return _json(await videos.delete(rt, request.path_params["video_id"]))
+
+
+@endpoint("videos.content")
+async def videos_content(request: Request, rt: Runtime) -> Response:
+    job = await videos.get(rt, request.path_params["video_id"])
+    variant = request.query_params.get("variant", "video")
+    if variant != "video":
+        raise errors.invalid_request(f"variant '{variant[:40]}' is not available; this gateway serves the video itself.",
+                                     "variant", "unsupported_value")
+    if job["status"] != "completed":
+        raise GatewayError(409, f"Video '{job['id']}' is {job['status']}; its content exists once it is completed.",
+                           "invalid_request_error", "video_not_ready")
+    try:
+        index = int(request.query_params.get("index", "0"))
+        output = job.get("outputs", [])[index]
+    except (ValueError, IndexError):
+        raise errors.invalid_request("'index' names no output of this video.", "index") from None
+    path = rt.videos_media.path_of(output["name"])
+    if path is None:
+        raise GatewayError(410, "This video's file has expired and was deleted.", "invalid_request_error", "media_expired")
+    return _file_response(path, "video/mp4", max(0, int(rt.videos_media.expires_at(path.name) - time.time())))
+
+
 @endpoint("images.edits")
 async def images_edits(request: Request, rt: Runtime) -> Response:
     """Multipart (the SDKs' way: image / image[] / mask parts) or JSON with data: or https image URLs."""
@@ -246,15 +304,25 @@ async def media(request: Request, rt: Runtime) -> Response:
             raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired")
         raise errors.not_found("No such media, or the URL signature is invalid.")
     assert path is not None
-    ttl = max(0, int(rt.media.expires_at(path.name) - time.time()))
+    handle.close()
+    return _file_response(path, imaging.MIME_BY_EXT.get(path.suffix.lstrip("."), "application/octet-stream"),
+                          max(0, int(rt.media.expires_at(path.name) - time.time())))
+
+
+def _file_response(path: Path, mime: str, ttl_s: int) -> Response:
+    """Stream a stored file; it is opened here, so the sweeper may unlink it mid-download harmlessly."""
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        raise GatewayError(410, "This file has expired and was deleted.", "invalid_request_error", "media_expired") from None
     size = os.fstat(handle.fileno()).st_size
 
     def chunks() -> Iterator[bytes]:
         with handle:
             while block := handle.read(MEDIA_CHUNK_BYTES):
                 yield block
-    return StreamingResponse(chunks(), media_type=imaging.MIME_BY_EXT.get(path.suffix.lstrip("."), "application/octet-stream"),
-                             headers={"Cache-Control": f"private, max-age={min(300, ttl)}", "Content-Length": str(size)})
+    return StreamingResponse(chunks(), media_type=mime,
+                             headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(size)})
 
 
 @endpoint("healthz", authenticated=False)
@@ -289,11 +357,24 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return _json(err.to_body(), 405)
 
 
+def _stored_secret(path: Path) -> str:
+    """The webhook signing secret, made once and kept (0600) so signatures stay verifiable across restarts."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = webhooks.new_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return secret
+
+
 def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
                spec_paths: list[Path] | None = None) -> Starlette:
     """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
     the specs under `spec_paths` (default: the checkout) are watched and reloaded when they change."""
     runtime = Runtime(settings, catalog, MediaStore(settings.media_dir, settings.media_ttl_s, settings.signing_key))
+    runtime.videos_media = MediaStore(settings.media_dir / "videos", videos.VIDEO_TTL_S, settings.signing_key)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -303,7 +384,13 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
             log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
                         runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
-        tasks = [asyncio.create_task(runtime.media.sweeper())]
+        runtime.jobs = jobstore.SqliteJobStore(settings.state_dir / "jobs.sqlite3")
+        runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
+        resumed = await videos.resume_all(runtime)
+        if resumed:
+            log.warning("resumed %d unfinished video job(s)", resumed)
+        tasks = [asyncio.create_task(runtime.media.sweeper()), asyncio.create_task(runtime.videos_media.sweeper()),
+                 asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy))]
         if settings.reload_interval_s > 0:
             def swap(fresh: Catalog) -> None:
                 runtime.catalog = fresh
@@ -313,9 +400,14 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         finally:
             for task in tasks:
                 task.cancel()
+            for task in list(runtime.video_tasks.values()):  # left unfinished in the store: resumed at next start
+                task.cancel()
+            if runtime.video_tasks:
+                await asyncio.wait(set(runtime.video_tasks.values()), timeout=5)
             if runtime.background:  # upstream job cancels still in flight get a moment to go out
                 await asyncio.wait(set(runtime.background), timeout=5)
             await runtime.transport.close()
+            runtime.jobs.close()
             if handle is not None:
                 await handle.cleanup()
 
@@ -325,6 +417,11 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(f"{prefix}/images/generations", images_generations, methods=["POST"]),
             Route(f"{prefix}/images/edits", images_edits, methods=["POST"]),
             Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/videos", videos_create, methods=["POST"]),
+            Route(f"{prefix}/videos", videos_list, methods=["GET"]),
+            Route(prefix + "/videos/{video_id}", videos_get, methods=["GET"]),
+            Route(prefix + "/videos/{video_id}", videos_delete, methods=["DELETE"]),
+            Route(prefix + "/videos/{video_id}/content", videos_content, methods=["GET"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", get_model, methods=["GET"]),
         ]

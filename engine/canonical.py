@@ -18,6 +18,7 @@ MAX_N = 10  # images per request (OpenAI's bound); beyond a model's native maxim
 UNIVERSAL_FIELDS = frozenset({
     "model", "prompt", "n", "size", "aspect_ratio", "resolution", "response_format", "output_format",
     "output_compression", "thinking", "thinking_level", "enhance_prompt", "stream",
+    "seconds", "duration", "input_reference", "webhook_url", "idempotency_key",
 })
 # Fields of the OpenAI Images API that SDKs send routinely: used where a model declares them, otherwise
 # dropped (and recorded) rather than passed to a provider that would refuse an unknown field.
@@ -46,6 +47,7 @@ class Canonical:
     images: tuple[Any, ...] = ()              # edit inputs (engine.inputs.InputImage), first one first
     mask: Any = None
     implicit_size: str | None = None          # an edit's input size: the shape when the caller gave none
+    seconds: float | None = None              # video length
     adjustments: tuple[dict[str, Any], ...] = ()
 
     def with_(self, **changes: Any) -> "Canonical":

@@ -28,6 +28,8 @@ class Settings:
     max_body_bytes: int = MAX_JSON_BODY_BYTES
     reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
+    state_dir: Path = Path("var")              # the job store (SQLite) and the webhook secret live here
+    webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -48,4 +50,6 @@ class Settings:
         s.max_body_bytes = int(env.get("MEDIAGATE_MAX_BODY_BYTES", s.max_body_bytes))
         s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
         s.fetch_allow = env.get("MEDIAGATE_FETCH_ALLOW", s.fetch_allow)
+        s.state_dir = Path(env.get("MEDIAGATE_STATE_DIR", str(s.state_dir)))
+        s.webhook_secret = env.get("MEDIAGATE_WEBHOOK_SECRET") or None
         return s

@@ -16,6 +16,7 @@
 | model | id |
 | images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename}; [] when generating |
 | mask | the edit mask in the same form, or none |
+| seconds | video length (a number; templates write it as the provider wants, e.g. `seconds ~ ''` for a string) |
 """
 
 from __future__ import annotations
@@ -45,4 +46,9 @@ def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
         "model": {"id": req.model_id},
         "images": images,
         "mask": req.mask.as_context() if req.mask is not None else None,
+        "seconds": _num(req.seconds) if req.seconds is not None else None,
     }
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x

@@ -23,7 +23,7 @@ class RawOutput:
     b64: str | None
     url: str | None
     revised_prompt: str | None
-
+    data: bytes | None = None          # the file itself, when the provider answered with it
 
 def _blocked(op: Operation, body: Any) -> UpstreamError | None:
     for rule in op.blocked:
@@ -41,6 +41,10 @@ def _blocked(op: Operation, body: Any) -> UpstreamError | None:
 
 def outputs(op: Operation, body: Any) -> list[RawOutput]:
     """The reply's outputs; raises the normalized error for blocks, empty and unreadable replies."""
+    if isinstance(body, bytes):
+        if not body:
+            raise errormap.make("upstream_malformed", "The provider sent an empty file.")
+        return [RawOutput(None, None, None, body)]
     if not isinstance(body, (dict, list)):
         raise errormap.make("upstream_malformed")
     blocked = _blocked(op, body)

@@ -59,7 +59,8 @@ def _typed(value: str, prop: dict[str, Any]) -> Any:
     return value
 
 
-async def read_edit_form(request: Request, rt: Runtime) -> tuple[dict[str, Any], list[Any], Any]:
+async def read_edit_form(request: Request, rt: Runtime, operation: str = "edit",
+                         image_keys: tuple[str, ...] = IMAGE_KEYS) -> tuple[dict[str, Any], list[Any], Any]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_MULTIPART_BODY_BYTES:
         raise errors.too_large(MAX_MULTIPART_BODY_BYTES)
@@ -74,13 +75,13 @@ async def read_edit_form(request: Request, rt: Runtime) -> tuple[dict[str, Any],
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 data = await value.read(MAX_INPUT_IMAGE_BYTES + 1)
-                if key in IMAGE_KEYS:
+                if key in image_keys:
                     images.append(data)
                 elif key == "mask":
                     mask = data
                 else:
                     raise errors.invalid_request(f"Unexpected file part '{key}'.", key, "unexpected_file")
-            elif key in IMAGE_KEYS:
+            elif key in image_keys:
                 images.append(value)          # a URL given as a text field
             elif key == "mask":
                 mask = value
@@ -92,7 +93,7 @@ async def read_edit_form(request: Request, rt: Runtime) -> tuple[dict[str, Any],
                 model, _ = rt.catalog.resolve(model_name)
             except errors.GatewayError:
                 model = None
-            validator = model.validators.get("edit") if model is not None else None
+            validator = model.validators.get(operation) if model is not None else None
             props = validator.schema["properties"] if validator is not None else {}
             body = {k: (_typed(v, props[k]) if isinstance(v, str) and k in props else v) for k, v in body.items()}
         return body, images, mask

@@ -54,6 +54,18 @@ class MediaStore:
         os.replace(tmp, self.directory / name)
         return Stored(name, expires, self._sign(name))
 
+    def remove(self, name: str) -> None:
+        if _NAME.match(name):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def path_of(self, name: str) -> Path | None:
+        """A stored file by name, for the gateway's own use (no signature: callers never see this)."""
+        m = _NAME.match(name)
+        if not m or int(m.group("exp")) <= time.time():
+            return None
+        path = self.directory / name
+        return path if path.is_file() else None
+
     @staticmethod
     def expires_at(name: str) -> int:
         m = _NAME.match(name)

@@ -101,6 +101,34 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
     return req.with_(upstream_format=spec.get("default_format", native[0]), upstream_compression=None)
 
 
+@operation("durations", default=None)
+def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
+    """Video length: `seconds` (alias `duration`, numbers or digit strings) matched to the nearest allowed."""
+    body = req.body
+    raw = body.get("seconds", body.get("duration"))
+    if spec is None:
+        if raw is None:
+            return req
+        return req.adjusted(adjustment("seconds", raw, None, "ignored: the model makes no videos"))
+    allowed = spec["allowed"]
+    if raw is None:
+        return req.with_(seconds=float(spec.get("default", allowed[0])))
+    try:
+        wanted = float(raw)
+    except (TypeError, ValueError):
+        raise invalid_request(f"Invalid value for 'seconds': {raw!r}; expected a number of seconds.", "seconds") from None
+    if not 0 < wanted <= 3600:
+        raise invalid_request(f"Invalid value for 'seconds': {raw!r}.", "seconds")
+    chosen = float(min(allowed, key=lambda a: (abs(a - wanted), -a)))
+    if chosen != wanted:
+        req = req.adjusted(adjustment("seconds", raw, _num(chosen), f"nearest supported duration ({', '.join(str(_num(a)) for a in allowed)} s)"))
+    return req.with_(seconds=chosen)
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
 @operation("params", default={})
 def params(spec: dict[str, Any], req: Canonical) -> Canonical:
     """Declared model parameters (with defaults) for templates; everything unknown is passthrough."""

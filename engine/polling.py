@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from engine import errormap, upstream
 from engine.errors import UpstreamError
@@ -50,9 +50,13 @@ async def _call(transport: Transport, provider: Provider, target: Target, step: 
     return await transport.send(provider, request)
 
 
+Progress = Callable[[float | None], Awaitable[None]]
+
+
 async def follow(transport: Transport, provider: Provider, job: JobSpec, target: Target, ctx: dict[str, Any],
-                 submitted: Any, background: set[asyncio.Task[Any]]) -> Any:
-    """The final reply body holding the outputs; cancels the upstream job if this is cancelled or times out."""
+                 submitted: Any, background: set[asyncio.Task[Any]], on_progress: Progress | None = None) -> Any:
+    """The final reply body holding the outputs (bytes for a binary result); cancels the upstream job if
+    this is cancelled or times out. `on_progress` hears each poll's progress value."""
     state = submitted
     deadline = time.monotonic() + job.deadline_s
     interval = job.interval_s
@@ -80,12 +84,15 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
                 continue
             transient = 0
             state = reply.json
+            if on_progress is not None and job.progress is not None:
+                value = search(job.progress, state)
+                await on_progress(float(value) if isinstance(value, (int, float)) else None)
         if job.result is None:
             return state
         reply = await _call(transport, provider, target, job.result, job, submitted, ctx)
         if not 200 <= reply.status < 300:
             raise upstream.reply_error(provider, reply)
-        return reply.json
+        return reply.body if job.result.binary else reply.json
     except (asyncio.CancelledError, UpstreamError) as exc:
         if job.cancel is not None and (isinstance(exc, asyncio.CancelledError) or exc.code == "upstream_timeout"):
             task = asyncio.ensure_future(_cancel(transport, provider, target, job, submitted, ctx))

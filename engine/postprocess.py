@@ -28,6 +28,8 @@ class Delivered:
 
 async def _bytes_of(rt: Runtime, provider: Provider, target: Target, out: RawOutput) -> tuple[bytes | None, str | None]:
     """(raw bytes, b64 text) — one of them set; a URL is downloaded."""
+    if out.data is not None:
+        return out.data, None
     if out.b64 is not None:
         return None, out.b64
     assert out.url is not None

@@ -45,6 +45,7 @@ class UrlStep:
     method: str
     json: Renderer | None
     headers: dict[str, Renderer]
+    binary: bool = False               # the reply is the output file itself
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class JobSpec:
     result: UrlStep | None
     cancel: UrlStep | None
     trusted_hosts: frozenset[str]
+    progress: ParsedResult | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
         method=step.get("method", "GET"),
         json=compile_value(step["json"], f"{path}.json") if "json" in step else None,
         headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in step.get("headers", {}).items()},
+        binary=bool(step.get("binary", False)),
     )
 
 
@@ -213,6 +216,7 @@ def _compile_job(job: dict[str, Any], path: str) -> JobSpec:
         result=_compile_step(job["result"], f"{path}.result") if "result" in job else None,
         cancel=_compile_step(job["cancel"], f"{path}.cancel") if "cancel" in job else None,
         trusted_hosts=frozenset(job.get("trusted_hosts", [])),
+        progress=compile_path(job["progress"], f"{path}.progress") if "progress" in job else None,
     )
 
 

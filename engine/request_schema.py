@@ -67,8 +67,9 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
         "aspect_ratio": _mode({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?:[0-9]+(\\.[0-9]+)?$",
                                **_only(supported, "aspect_ratios", "examples")},
                               "converted", "W:H; matched to the nearest supported ratio"),
-        "resolution": _mode({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kK]?$", **_only(supported, "resolutions", "examples")},
-                            "converted", "scale tier (0.5K, 1K, 2K, 4K) or megapixels (0.25, 1); matched to the nearest tier"),
+        "resolution": _mode({"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?[kK]?|[0-9]{3,4}[pP])$",
+                             **_only(supported, "resolutions", "examples")},
+                            "converted", "scale tier (0.5K, 1K, 2K, 4K), megapixels (0.25, 1) or video height (720p); nearest tier"),
         "response_format": _mode({"enum": ["url", "b64_json"], "default": "url"}, "emulated",
                                  "url: a signed, expiring gateway URL; b64_json: inline base64"),
         "output_format": _mode({"enum": IMAGE_FORMATS}, "emulated" if set(output["formats"]) != set(IMAGE_FORMATS) else "passthrough",
@@ -83,6 +84,22 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
     }
     if "default" in thinking:
         props["thinking"]["default"] = thinking["default"]
+    if model.get("kind") == "video":
+        for name in ("response_format", "output_format", "output_compression", "stream"):
+            props.pop(name)
+        props["prompt"]["description"] = "text description of the video"
+        props["n"]["description"] = f"number of videos; above {native_n} the gateway runs concurrent jobs"
+        durations = model.get("durations", {"allowed": [4]})
+        seconds = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}],
+                   "examples": durations["allowed"]}
+        props["seconds"] = _mode(seconds, "converted", f"length in seconds, matched to the nearest of {durations['allowed']}")
+        props["duration"] = _mode(seconds, "converted", "alias of seconds")
+        props["input_reference"] = _mode({"anyOf": [{"type": "string"}, {"type": "object"}]}, "converted",
+                                         "an image to start from: an uploaded file, a data: URL or an https URL")
+        props["webhook_url"] = _mode({"type": "string", "pattern": "^https?://", "maxLength": 2048}, "emulated",
+                                     "receives video.completed / video.failed, signed per Standard Webhooks")
+        props["idempotency_key"] = _mode({"type": "string", "minLength": 1, "maxLength": 255}, "emulated",
+                                         "a repeated key returns the job it first created")
     for name, p in model.get("params", {}).items():
         prop = {k: v for k, v in (("type", p.get("type")), ("enum", p.get("enum")), ("minimum", p.get("minimum")),
                                   ("maximum", p.get("maximum")), ("maxLength", p.get("max_length")),

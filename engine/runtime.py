@@ -26,6 +26,10 @@ class Runtime:
     sandbox_url: str | None = None          # the running simulators, when the sandbox is on
     tokens: TokenCache = field(default_factory=TokenCache)
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
+    jobs: Any = None                        # engine.jobstore.JobStore, opened at start-up
+    videos_media: Any = None                # engine.media.MediaStore for finished videos
+    video_tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    webhook_secret: str = ""
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
 

@@ -141,5 +141,20 @@ async def fetch(url: str, policy: FetchPolicy, max_bytes: int, param: str) -> by
     raise invalid_request(f"'{param}' redirects more than {USER_FETCH_MAX_REDIRECTS} times.", param, "invalid_url")
 
 
+def check(url: str, policy: FetchPolicy, param: str) -> None:
+    """Refuse (400 naming `param`) a URL that may never be contacted; resolution is checked on connect."""
+    _check_url(url, policy, param)
+
+
+async def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy, timeout_s: float) -> int:
+    """POST to a caller-given URL under the same address rules as `fetch`; returns the status (no redirects)."""
+    host, allowed_host = _check_url(url, policy, "url")
+    connector = aiohttp.TCPConnector(resolver=_CheckingResolver(policy, allowed_host), use_dns_cache=False, limit=1)
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        async with session.post(url, data=body, headers=headers, allow_redirects=False,
+                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            return resp.status
+
+
 def _too_big(param: str, max_bytes: int) -> GatewayError:
     return GatewayError(413, f"'{param}' is larger than {max_bytes} bytes.", "invalid_request_error", "request_too_large", param)

@@ -23,7 +23,7 @@ MIN_SIDE_TIER_PX = 64                  # a bare tier number this large is a side
 RATIO_TABLE_TOLERANCE = 0.08           # log distance a dimensions-table entry may have from its ratio label (Imagen's 4:3 is 1280x896)
 _SIZE_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*[xX]\s*([1-9][0-9]{0,5})\s*$")
 _RATIO_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
-_TIER_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kK])?\s*$")
+_TIER_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kK]|[pP])?\s*$")
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,8 @@ def tier_pixels(label: str) -> float:
     if not m:
         return 0.0
     v = float(m.group(1))
+    if m.group(2) in ("p", "P"):  # a video height tier: 720p is 1280x720's area
+        return v * v * 16 / 9
     if m.group(2):
         return (v * K_TIER_SIDE_PX) ** 2
     if v >= MIN_SIDE_TIER_PX:  # "512" names a side in pixels (Gemini's 0.5K tier), not 512 megapixels

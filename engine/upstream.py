@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from engine import errormap
 from engine.errors import UpstreamError
@@ -205,17 +206,24 @@ class Transport:
         except aiohttp.ClientError as exc:
             raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
 
-    async def fetch(self, provider: Provider, target: Target, url: str) -> bytes:
-        """Download one provider-hosted output: only from the provider's own host or its declared output
-        hosts, over the same scheme, without credentials — a reply cannot make the gateway fetch anything else."""
+    async def fetch(self, provider: Provider, target: Target, url: str, max_bytes: int = MAX_FETCH_BYTES,
+                    timeout_s: float = FETCH_TIMEOUT_S) -> bytes:
+        """Download one provider-hosted output: only from the provider's own host (with its credentials,
+        as some providers require) or its declared output hosts (without), over the same scheme — a reply
+        cannot make the gateway fetch anything else."""
         if not output_url_allowed(provider, target, url):
             raise errormap.make("upstream_malformed", f"{provider.name} named an output URL on a host it is not trusted for.")
-        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+        headers: dict[str, str] = {}
+        if urlsplit(url).netloc == urlsplit(target.base_url).netloc:
+            request = build(provider, target, {}, "GET", url, {}, {}, None)
+            headers = request.headers
+            url = str(URL(url).update_query(request.query)) if request.query else url
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self.session(provider).get(url, timeout=timeout, max_redirects=MAX_FETCH_REDIRECTS) as resp:
+            async with self.session(provider).get(url, headers=headers, timeout=timeout, max_redirects=MAX_FETCH_REDIRECTS) as resp:
                 if resp.status != 200:
                     raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
-                return await _read_capped(resp, MAX_FETCH_BYTES)
+                return await _read_capped(resp, max_bytes)
         except asyncio.TimeoutError:
             raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None
         except aiohttp.ClientError as exc:

@@ -32,7 +32,7 @@ class GatewayThread:
 
     def __init__(self, upstream_url: str | None, tmp: Path, spec_paths: list[Path] | None = None,
                  sandbox: str = "on", **settings: Any) -> None:
-        self.settings = Settings(media_dir=tmp / "media", sandbox=sandbox, **settings)
+        self.settings = Settings(media_dir=tmp / "media", state_dir=tmp / "state", sandbox=sandbox, **settings)
         self.catalog = catalog_mod.load(spec_paths)
         starter = None
         if upstream_url is not None:

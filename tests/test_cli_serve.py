@@ -26,7 +26,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     tmp = tmp_path_factory.mktemp("serve")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("MEDIAGATE_")}
-    env.update(MEDIAGATE_MEDIA_DIR=str(tmp / "media"), MEDIAGATE_MEDIA_TTL_SECONDS="3", PYTHONUNBUFFERED="1")
+    env.update(MEDIAGATE_MEDIA_DIR=str(tmp / "media"), MEDIAGATE_STATE_DIR=str(tmp / "state"), MEDIAGATE_MEDIA_TTL_SECONDS="3",
+               PYTHONUNBUFFERED="1")
     log = tmp / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env,

@@ -1,0 +1,98 @@
+"""Webhook deliveries signed per Standard Webhooks, retried with backoff, kept across restarts.
+
+Headers: webhook-id, webhook-timestamp, webhook-signature = "v1," + base64(HMAC-SHA256(key, id.timestamp.body)),
+the key being the base64 part of a `whsec_...` secret. Receivers must answer 2xx; anything else is retried
+on the schedule below. The target URL is held to the same rules as a caller's image URL (no private
+addresses unless the operator allows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+from engine import safefetch
+from engine.jobstore import JobStore
+
+log = logging.getLogger("mediagate")
+RETRY_SCHEDULE_S = (5, 30, 120, 600, 1800, 7200)   # after the first try; then the delivery is given up
+DELIVERY_TIMEOUT_S = 15.0
+POLL_INTERVAL_S = 1.0
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.split("_", 1)[1] if secret.startswith("whsec_") else secret)
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300) -> bool:
+    """What a receiver does (used by the tests, and handy for users)."""
+    ts = int(headers["webhook-timestamp"])
+    if abs(time.time() - ts) > tolerance_s:
+        return False
+    expected = sign(secret, headers["webhook-id"], ts, body).split(",", 1)[1]
+    return any(hmac.compare_digest(expected.encode(), s.split(",", 1)[1].encode())
+               for s in headers["webhook-signature"].split() if s.startswith("v1,"))
+
+
+def event(kind: str, video: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "evt_" + secrets.token_hex(12), "object": "event", "created_at": int(time.time()), "type": kind,
+            "data": {"id": video["id"], "status": video["status"], "model": video["model"]}}
+
+
+async def enqueue(store: JobStore, job: dict[str, Any], kind: str) -> None:
+    if not job.get("webhook_url"):
+        return
+    evt = event(kind, job)
+    await store.add_delivery({"id": evt["id"], "job_id": job["id"], "url": job["webhook_url"], "event": evt})
+
+
+async def deliver_due(store: JobStore, secret: str, policy: safefetch.FetchPolicy) -> int:
+    """Try every delivery that is due once; returns how many were sent successfully."""
+    sent = 0
+    for d in await store.due_deliveries(time.time(), 50):
+        body = json.dumps(d["event"], separators=(",", ":")).encode()
+        ts = int(time.time())
+        headers = {"content-type": "application/json", "webhook-id": d["id"], "webhook-timestamp": str(ts),
+                   "webhook-signature": sign(secret, d["id"], ts, body), "user-agent": "mediagate-webhooks"}
+        attempts = d["attempts"] + 1
+        try:
+            status = await safefetch.post(d["url"], body, headers, policy, DELIVERY_TIMEOUT_S)
+            ok = 200 <= status < 300
+        except Exception as exc:  # any failure is one failed attempt; the schedule decides what next
+            status, ok = 0, False
+            log.warning("webhook %s to %s failed: %s", d["id"], d["url"], type(exc).__name__)
+        doc = {k: v for k, v in d.items() if k != "attempts"} | {"last_status": status}
+        if ok:
+            sent += 1
+            await store.update_delivery(d["id"], time.time(), attempts, True, doc)
+        elif attempts > len(RETRY_SCHEDULE_S):
+            log.warning("webhook %s to %s given up after %d attempts", d["id"], d["url"], attempts)
+            await store.update_delivery(d["id"], time.time(), attempts, True, doc | {"given_up": True})
+        else:
+            await store.update_delivery(d["id"], time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)
+    return sent
+
+
+async def run(store: JobStore, secret: str, policy: safefetch.FetchPolicy, interval_s: float = POLL_INTERVAL_S) -> None:
+    while True:
+        try:
+            await deliver_due(store, secret, policy)
+        except Exception:
+            log.exception("webhook delivery loop failed; retrying")
+        await asyncio.sleep(interval_s)
