@@ -220,7 +220,7 @@ async def videos_content(request: Request, rt: Runtime) -> Response:
     path = rt.videos_media.path_of(output["name"])
     if path is None:
         raise GatewayError(410, "This video's file has expired and was deleted.", "invalid_request_error", "media_expired")
-    return _file_response(path, "video/mp4", max(0, int(rt.videos_media.expires_at(path.name) - time.time())))
+    return _file_response(path, output.get("mime", "video/mp4"), max(0, int(rt.videos_media.expires_at(path.name) - time.time())))
 
 
 @endpoint("images.edits")

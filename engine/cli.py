@@ -50,19 +50,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any]) -> dict[str, Any]:
+def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], operation: str | None = None) -> dict[str, Any]:
     """Per route, the exact upstream request(s) the engine would send, and every adjustment."""
+    from engine import chat
+    from engine.fanout import batches
     model, forced = cat.resolve(model_name)
     body = {"model": model_name, **body}
-    op = "generate"
+    op = operation or model.spec["operations"][0]
+    if op not in model.validators:
+        raise ValueError(f"model {model.id} has no {op!r} operation (it has {', '.join(model.validators)})")
     model.validators[op].validate(body)
     req = model.canonical(body, op)
-    from engine.fanout import batches
     routes = []
     for route in routing.order(model, forced):
         target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
-        calls = [upstream.render(route.provider, route.operation(op), context.build(req, route, k), target).redacted()
-                 for k in batches(req.n, route.native_n)]
+        contexts = ([chat._ctx(model, route, body)] if op == "chat"
+                    else [context.build(req, route, k) for k in batches(req.n, route.native_n)])
+        calls = [upstream.render(route.provider, route.operation(op), ctx, target).redacted() for ctx in contexts]
         routes.append({"provider": route.provider.id, "upstream_model": route.model_for(op), "priority": route.priority,
                        "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})
     return {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments), "routes": routes}
@@ -74,7 +78,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         body = json.loads(args.request) if args.request else {}
         if not isinstance(body, dict):
             raise ValueError("the request must be a JSON object")
-        print(json.dumps(explain(cat, args.model, body), indent=2))
+        print(json.dumps(explain(cat, args.model, body, args.operation), indent=2))
     except (ValueError, GatewayError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("explain", help="show the upstream request each route would get, and every adjustment")
     p.add_argument("model")
     p.add_argument("request", nargs="?", default="{}", help="the request body as JSON (model is filled in)")
+    p.add_argument("--operation", choices=["generate", "edit", "chat", "video"], help="default: the model's first")
     p.add_argument("--specs", nargs="*")
     p.set_defaults(fn=cmd_explain)
     args = parser.parse_args(argv)

@@ -12,6 +12,7 @@
 | output | format and compression to ask the provider for (none: provider default) |
 | response_format | what the caller asked for (the gateway delivers it whatever the provider returns) |
 | route | upstream_model, provider |
+| config | the provider's non-secret settings (project, location, ...) |
 | values | the model's tables merged with the route's |
 | model | id |
 | images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename}; [] when generating |
@@ -42,6 +43,7 @@ def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
         "output": {"format": req.upstream_format, "compression": req.upstream_compression},
         "response_format": req.response_format,
         "route": {"upstream_model": route.model_for(req.operation), "provider": route.provider.id},
+        "config": route.provider.config,
         "values": route.values,
         "model": {"id": req.model_id},
         "images": images,

@@ -60,7 +60,8 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
 def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], size: str | None,
               fmt: str | None) -> pricing.Produced:
     return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)),
-                            pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt))
+                            pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt),
+                            seconds=req.seconds or 0.0)
 
 
 async def with_inputs(rt: Runtime, model: Model, req: Canonical, images: list[Any], mask: Any) -> Canonical:

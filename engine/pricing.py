@@ -53,8 +53,9 @@ def _quantity(metric: str, produced: Produced, rounding: str, exclude_first: flo
         t = float(produced.tokens.get(kind, 0))
         return t, t
     if metric == "second":
-        s = produced.seconds * max(1, len(produced.sizes))
-        return s, (math.ceil(s - 1e-9) if rounding == "up" else s)
+        per_video = max(0.0, (math.ceil(produced.seconds - 1e-9) if rounding == "up" else produced.seconds) - exclude_first)
+        count = max(1, len(produced.sizes))
+        return produced.seconds * count, per_video * count
     return 0.0, 0.0
 
 

@@ -58,7 +58,7 @@ class UpstreamRequest:
 
     def form(self) -> aiohttp.FormData:
         """The multipart body: image dicts (or lists of them) become file parts, the rest text fields."""
-        form = aiohttp.FormData(quote_fields=False)
+        form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for name, value in (self.json or {}).items():
             for v in (value if isinstance(value, list) and value and all(_is_file(x) for x in value) else [value]):
                 if _is_file(v):

@@ -30,6 +30,18 @@ VIDEO_FETCH_TIMEOUT_S = 300.0
 PAGE_LIMIT_MAX = 100
 
 
+VIDEO_MIME = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime"}
+
+
+def video_kind(data: bytes) -> str | None:
+    """The container, from the file's first bytes (ISO base media for MP4/MOV, EBML for WebM)."""
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "mov" if data[8:10] == b"qt" else "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    return None
+
+
 def public(job: dict[str, Any]) -> dict[str, Any]:
     """The OpenAI video object (plus mediagate's metadata)."""
     return {"id": job["id"], "object": "video", "model": job["model"], "status": job["status"], "progress": job["progress"],
@@ -189,8 +201,11 @@ async def _one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, 
         else:
             assert out.url is not None
             data = await rt.transport.fetch(provider, target, out.url, MAX_VIDEO_BYTES, VIDEO_FETCH_TIMEOUT_S)
-        stored = await asyncio.to_thread(rt.videos_media.put, data, "mp4")
-        files.append({"name": stored.name, "bytes": len(data), "mime": "video/mp4"})
+        kind = video_kind(data)
+        if kind is None:
+            raise errormap.make("upstream_malformed", f"{provider.name} returned a file that is not a video.")
+        stored = await asyncio.to_thread(rt.videos_media.put, data, kind)
+        files.append({"name": stored.name, "bytes": len(data), "mime": VIDEO_MIME[kind]})
     return files
 
 
