@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+
+# LiteLLM fetches a price map from the internet at import time unless told not to (no network here).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_TELEMETRY", "False")
+
 from pathlib import Path
 from typing import Iterator
 
