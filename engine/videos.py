@@ -177,6 +177,15 @@ async def _one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, 
     provider = route.provider
     op = route.operation("video")
     ctx = context.build(req, route, n)
+    if saved is not None and op.job is not None:
+        try:
+            return await _finish_one(rt, job_id, route, target, op, ctx, n, saved)
+        except UpstreamError as err:
+            # the upstream no longer knows the job we recorded (or its host is gone): submit it again, once
+            if err.status != 404 and err.code != "upstream_unavailable":
+                raise
+            log.warning("video job %s: the recorded upstream job is gone (%s); submitting again", job_id, err.code)
+            saved = None
     if saved is None:
         reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
         if not 200 <= reply.status < 300:
@@ -186,6 +195,12 @@ async def _one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, 
         saved = reply.json
         await _record_submitted(rt, job_id, provider.id, route.model_for("video"), index, saved)
         await rt.jobs.update(job_id, status="in_progress")
+    return await _finish_one(rt, job_id, route, target, op, ctx, n, saved)
+
+
+async def _finish_one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, op: Any, ctx: dict[str, Any], n: int,
+                      saved: Any) -> list[dict[str, Any]]:
+    provider = route.provider
     body = saved
     if op.job is not None:
         async def progress(value: float | None) -> None:

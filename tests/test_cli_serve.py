@@ -73,3 +73,59 @@ def test_done_when_flow(served: tuple[str, Path]) -> None:
         client.images.generate(model="gpt-image-1", prompt="x", extra_body={"thinking": "high"})
     with pytest.raises(openai.NotFoundError):
         client.images.generate(model="nope", prompt="x")
+
+
+def _start(port: int, tmp: Path, log_name: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("MEDIAGATE_")}
+    env.update(MEDIAGATE_MEDIA_DIR=str(tmp / "media"), MEDIAGATE_STATE_DIR=str(tmp / "state"), PYTHONUNBUFFERED="1",
+               MEDIAGATE_SANDBOX="on")
+    out = open(tmp / log_name, "w")
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+
+
+def _ready(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(base + "/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("gateway did not start")
+
+
+@pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")
+def test_a_video_job_survives_kill_9(tmp_path: Path) -> None:
+    """SIGKILL mid-job: nothing runs the shutdown path, yet the restarted gateway finishes the job.
+
+    The simulators live inside the killed process, so the restarted one has a fresh simulator that never saw
+    the job: the runner finds the upstream job gone, and falls back to submitting it again — the job is not lost."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start(port, tmp_path, "first.log")
+    try:
+        _ready(base, proc)
+        job = httpx.post(base + "/v1/videos", json={"model": "sora-2", "prompt": "a long take [sim:job=4000]"}).json()
+        deadline = time.monotonic() + 10
+        while httpx.get(base + f"/v1/videos/{job['id']}").json()["status"] != "in_progress" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    proc = _start(port, tmp_path, "second.log")
+    try:
+        _ready(base, proc)
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            status = httpx.get(base + f"/v1/videos/{job['id']}").json()
+            if status["status"] in ("completed", "failed"):
+                break
+            time.sleep(0.2)
+        assert status and status["status"] == "completed", status
+        assert httpx.get(base + f"/v1/videos/{job['id']}/content").content[4:8] == b"ftyp"
+        assert "resumed 1 unfinished video job" in (tmp_path / "second.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
