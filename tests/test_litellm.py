@@ -22,6 +22,7 @@ from PIL import Image
 from tests.servers import GatewayThread
 
 ROOT = Path(__file__).resolve().parent.parent
+PROXY_KEY = "sk-litellm-proxy-test-key"   # the proxy refuses to start without a master key
 PROXY_BIN = Path(os.environ.get("MEDIAGATE_LITELLM_PROXY", ROOT / ".venv-litellm" / "bin" / "litellm"))
 
 
@@ -97,7 +98,7 @@ def litellm_proxy(gateway: GatewayThread, tmp_path_factory: pytest.TempPathFacto
     (tmp / "litellm_config.yaml").write_text(yaml.safe_dump(config))
     port = _free_port()
     env = {**os.environ, "GATEWAY_KEY": "any", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-           "NO_DOCS": "True"}
+           "LITELLM_MASTER_KEY": PROXY_KEY, "NO_PROXY": "*", "no_proxy": "*"}
     log = open(tmp / "proxy.log", "w")
     proc = subprocess.Popen([str(PROXY_BIN), "--config", str(tmp / "litellm_config.yaml"), "--host", "127.0.0.1",
                              "--port", str(port), "--num_workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
@@ -124,7 +125,7 @@ def litellm_proxy(gateway: GatewayThread, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_litellm_proxy_in_front_answers_the_openai_sdk(litellm_proxy: str) -> None:
-    c = openai.OpenAI(base_url=litellm_proxy, api_key="any", max_retries=0, timeout=60)
+    c = openai.OpenAI(base_url=litellm_proxy, api_key=PROXY_KEY, max_retries=0, timeout=60)
     res = c.images.generate(model="gw-gemini-image", prompt="a capybara napping by a lake at dawn")
     item = res.data[0]
     assert item.url or item.b64_json
