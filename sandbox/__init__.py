@@ -1,4 +1,5 @@
-"""Provider simulators ("sandbox") for mediagate: real wire protocols, real images, no network."""
+"""Provider simulators ("sandbox") for mediagate: real wire protocols, real images and MP4 videos,
+streamed chat completions, no network."""
 
 from .app import build_app
 from .testing import SimulatorThread, start_in_loop

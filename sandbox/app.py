@@ -1,10 +1,13 @@
 """Assembles every simulated protocol and the control API into one aiohttp app.
 
-Layout: OpenAI Images under ``/openai/v1/...`` (files under ``/openai/files/``),
-Gemini under ``/gemini/v1beta/...`` (and ``/gemini/v1/...``), fal under ``/fal/queue/...``
-and ``/fal/run/...`` (files under ``/fal/files/``), Replicate under ``/replicate/v1/...``
-(files under ``/replicate/files/``), Vertex AI under ``/vertex/...`` (incl. its OAuth
-token endpoint), AUTOMATIC1111 under ``/a1111/...``, control under ``/__control__/...``.
+Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (files under
+``/openai/files/``), Gemini (incl. Veo operations, file downloads and the OpenAI-compatible
+``/gemini/v1beta/openai/chat/completions``) under ``/gemini/v1beta/...`` (and
+``/gemini/v1/...``), fal under ``/fal/queue/...`` and ``/fal/run/...`` (files under
+``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
+Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
+``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, control under
+``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.
 """
@@ -19,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import a1111, control, fal, gemini, openai_images, replicate_predictions, vertex
-from .state import DEFAULT_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
+from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, veo, vertex
+from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 128 * 1024 * 1024  # edits and inline images are large; aiohttp's default is 1 MiB
 _PROTOCOL_PREFIXES = (
@@ -31,6 +34,7 @@ _PROTOCOL_PREFIXES = (
     ("/replicate/v1/", "replicate"),
     ("/vertex/", "vertex"),
     ("/a1111/", "a1111"),
+    ("/openrouter/", "openrouter"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -83,13 +87,23 @@ async def protocol_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
-def build_app(latency_ms: float = 0, job_ms: float = DEFAULT_JOB_MS) -> web.Application:
+def build_app(
+    latency_ms: float = 0,
+    job_ms: float = DEFAULT_JOB_MS,
+    video_job_ms: float = DEFAULT_VIDEO_JOB_MS,
+    chunk_ms: float = DEFAULT_CHUNK_MS,
+) -> web.Application:
     """A fresh simulator app with its own state; ``latency_ms`` is the base latency per request,
-    ``job_ms`` how long an async job (fal request, Replicate prediction) runs."""
+    ``job_ms`` how long an async image job (fal request, Replicate prediction) runs,
+    ``video_job_ms`` how long a video job runs and ``chunk_ms`` the delay between streamed
+    chat chunks."""
     app = web.Application(middlewares=[protocol_middleware], client_max_size=MAX_BODY_BYTES)
-    app[STATE] = SimState(latency_ms, job_ms)
+    app[STATE] = SimState(latency_ms, job_ms, video_job_ms, chunk_ms)
     openai_images.add_routes(app)
+    openai_videos.add_routes(app)
+    chat.add_routes(app)
     gemini.add_routes(app)
+    veo.add_routes(app)
     fal.add_routes(app)
     replicate_predictions.add_routes(app)
     vertex.add_routes(app)

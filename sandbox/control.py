@@ -12,6 +12,7 @@ from .jobs import MAX_JOB_MS
 from .state import get_state
 
 PREFIX = "/__control__"
+MAX_CHUNK_MS = 60_000.0
 
 
 def _bad(message: str) -> web.Response:
@@ -56,24 +57,36 @@ async def list_faults(request: web.Request) -> web.Response:
 
 def _config(request: web.Request) -> dict[str, float]:
     state = get_state(request)
-    return {"latency_ms": state.latency_ms, "job_ms": state.job_ms}
+    return {"latency_ms": state.latency_ms, "job_ms": state.job_ms, "video_job_ms": state.video_job_ms,
+            "chunk_ms": state.chunk_ms}
 
 
 async def set_config(request: web.Request) -> web.Response:
-    """Set the base latency added to every protocol request and/or the async job time."""
+    """Set the base latency, the async job times and/or the streaming chunk delay.
+
+    ``job_ms`` sets how long every async job runs, video jobs included, unless the same
+    call also gives ``video_job_ms`` (video jobs default to a longer time of their own).
+    """
     state = get_state(request)
     try:
         body = await _body(request)
         latency = float(body.get("latency_ms", state.latency_ms))
         job_ms = float(body.get("job_ms", state.job_ms))
+        video_job_ms = float(body.get("video_job_ms", job_ms if "job_ms" in body else state.video_job_ms))
+        chunk_ms = float(body.get("chunk_ms", state.chunk_ms))
     except (ValueError, TypeError) as exc:
         return _bad(f"invalid config: {exc}")
     if latency < 0:
         return _bad("latency_ms must be >= 0")
-    if not 0 <= job_ms <= MAX_JOB_MS:
-        return _bad(f"job_ms must be between 0 and {MAX_JOB_MS:.0f}")
+    for name, value in (("job_ms", job_ms), ("video_job_ms", video_job_ms)):
+        if not 0 <= value <= MAX_JOB_MS:
+            return _bad(f"{name} must be between 0 and {MAX_JOB_MS:.0f}")
+    if not 0 <= chunk_ms <= MAX_CHUNK_MS:
+        return _bad(f"chunk_ms must be between 0 and {MAX_CHUNK_MS:.0f}")
     state.latency_ms = latency
     state.job_ms = job_ms
+    state.video_job_ms = video_job_ms
+    state.chunk_ms = chunk_ms
     return web.json_response({"ok": True, "config": _config(request)})
 
 

@@ -30,10 +30,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import faults, jobs, render
+from . import fal_video, faults, jobs, render, video
 from .fal_models import FalPlan, FalValidationError, app_for, build_plan
+from .fal_video import FalVideoPlan
 from .jobs import Job
-from .state import JSON_BODY, LOG_ENTRY, get_state
+from .state import JSON_BODY, LOG_ENTRY, SimState, get_state
 
 PREFIX = "/fal"
 QUEUE = f"{PREFIX}/queue"
@@ -87,7 +88,14 @@ def _plan_of(job: Job) -> FalPlan:
     return plan
 
 
-async def _submit_checks(request: web.Request, app_id: str) -> tuple[FalPlan, str | None] | web.Response:
+def _video_plan_of(job: Job) -> FalVideoPlan | None:
+    plan = job.params["plan"]
+    return plan if isinstance(plan, FalVideoPlan) else None
+
+
+async def _submit_checks(
+    request: web.Request, app_id: str
+) -> tuple[FalPlan | FalVideoPlan, str | None] | web.Response:
     """Auth, body, injected submit-time faults and validation shared by queue and run."""
     denied = _check_auth(request)
     if denied is not None:
@@ -114,7 +122,12 @@ async def _submit_checks(request: web.Request, app_id: str) -> tuple[FalPlan, st
         return FalValidationError("image_size", "Input should be a valid dictionary or instance of ImageSize",
                                   "model_type", "[sim:422]").response()
     try:
-        plan = build_plan(app_id, body)
+        if fal_video.is_video_app(app_id):
+            files = get_state(request).files
+            plan: FalPlan | FalVideoPlan = fal_video.build_plan(
+                app_id, body, lambda name: (files.get(name) or (None, ""))[0])
+        else:
+            plan = build_plan(app_id, body)
     except FalValidationError as exc:
         return exc.response()
     return plan, kind
@@ -142,7 +155,8 @@ async def _images(request: web.Request, job: Job) -> tuple[list[dict[str, Any]],
             label = [f"{plan.prompt} #{i + 1}" if count > 1 else plan.prompt for i in range(count)]
             datas = await asyncio.gather(*(
                 render.render_black_async(plan.width, plan.height, plan.fmt) if flagged
-                else render.render_async(plan.width, plan.height, text, plan.fmt) for text in label))
+                else render.render_async(plan.width, plan.height, text, plan.fmt, transparent=plan.transparent)
+                for text in label))
             mime = render.MIME_TYPES[plan.fmt]
             items: list[dict[str, Any]] = []
             for data in datas:
@@ -157,23 +171,53 @@ async def _images(request: web.Request, job: Job) -> tuple[list[dict[str, Any]],
         return job.outputs  # type: ignore[no-any-return]
 
 
+async def _video(request: web.Request, job: Job, plan: FalVideoPlan) -> dict[str, Any]:
+    """Render the job's clip once (off the loop), store it and describe it as a fal ``File``."""
+    async with job.render_lock:
+        if job.outputs is None:
+            data = await video.render_mp4_async(plan.width, plan.height, plan.seconds, plan.prompt)
+            name = get_state(request).files.put(data, "mp4", video.MIME_MP4, prefix="vid")
+            job.outputs = {"url": f"{request.scheme}://{request.host}{PREFIX}/files/{name}",
+                           "content_type": video.MIME_MP4, "file_name": "output.mp4", "file_size": len(data)}
+        return dict(job.outputs)
+
+
 async def _result_body(request: web.Request, job: Job) -> dict[str, Any]:
     """The app's output JSON for a finished, successful job."""
+    video_plan = _video_plan_of(job)
+    if video_plan is not None:
+        body: dict[str, Any] = {"video": await _video(request, job, video_plan)}
+        extras = fal_video.APPS[job.model].extras
+        if "seed" in extras:
+            body["seed"] = job.params["seed"]
+        if "actual_prompt" in extras:
+            body["actual_prompt"] = video_plan.prompt
+        return body
     plan = _plan_of(job)
     images, nsfw = await _images(request, job)
     if "description" in app_for(job.model).extras:  # Gemini image apps on fal
         return {"images": images, "description": ""}
+    if "images_only" in app_for(job.model).extras:  # GPT Image on fal
+        return {"images": images}
     return {"images": images, "timings": {"inference": round(job.job_ms * (1 - jobs.QUEUE_SHARE) / 1000, 3)},
             "seed": job.params["seed"], "has_nsfw_concepts": nsfw, "prompt": plan.prompt}
 
 
 def _finished_response(job: Job) -> web.Response | None:
-    """The error a finished job answers with instead of a result, if any."""
-    if job.fault in ("safety-422", "prompt-blocked"):
+    """The error a finished job answers with instead of a result, if any (a video app has
+    no ``has_nsfw_concepts``: its safety checker fails the request instead)."""
+    if job.fault in ("safety-422", "prompt-blocked") or (job.fault == "safety" and _video_plan_of(job) is not None):
         return _content_policy()
     if job.fault == "job-error":
         return _timeout()
     return None
+
+
+def _new_job(state: SimState, app_id: str, plan: FalPlan | FalVideoPlan, kind: str | None) -> Job:
+    return Job(id=str(uuid.uuid4()), protocol="fal", model=app_id, prompt=plan.prompt,
+               params={"plan": plan, "seed": plan.seed if plan.seed is not None else random.randrange(2**31)},
+               job_ms=jobs.job_duration_ms(state, plan.prompt, video=isinstance(plan, FalVideoPlan)),
+               fault=kind if kind in _JOB_FAULTS else None)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -184,9 +228,7 @@ async def submit(request: web.Request) -> web.Response:
         return checked
     plan, kind = checked
     state = get_state(request)
-    job = Job(id=str(uuid.uuid4()), protocol="fal", model=app_id, prompt=plan.prompt,
-              params={"plan": plan, "seed": plan.seed if plan.seed is not None else random.randrange(2**31)},
-              job_ms=jobs.job_duration_ms(state, plan.prompt), fault=kind if kind in _JOB_FAULTS else None)
+    job = _new_job(state, app_id, plan, kind)
     state.jobs.put(job.id, job)
     entry = request.get(LOG_ENTRY)
     if entry is not None:
@@ -199,7 +241,8 @@ def _logs(job: Job, now: float) -> list[dict[str, Any]]:
     """Runner log lines emitted so far (what ``?logs=1`` returns)."""
     lines: list[dict[str, Any]] = []
     if now >= job.started_at:
-        lines.append(_log_line(job.started_at, f"Generating {_plan_of(job).num_images} image(s)"))
+        what = "a video" if _video_plan_of(job) is not None else f"{_plan_of(job).num_images} image(s)"
+        lines.append(_log_line(job.started_at, f"Generating {what}"))
     if job.phase(now) == "done":
         lines.append(_log_line(job.completed_at, "Done"))
     return lines
@@ -291,9 +334,7 @@ async def run(request: web.Request) -> web.Response:
         return checked
     plan, kind = checked
     state = get_state(request)
-    job = Job(id=str(uuid.uuid4()), protocol="fal", model=app_id, prompt=plan.prompt,
-              params={"plan": plan, "seed": plan.seed if plan.seed is not None else random.randrange(2**31)},
-              job_ms=jobs.job_duration_ms(state, plan.prompt), fault=kind if kind in _JOB_FAULTS else None)
+    job = _new_job(state, app_id, plan, kind)
     await asyncio.sleep(job.job_ms / 1000.0)
     failed = _finished_response(job)
     if failed is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .flux_sizes import FLUX_ULTRA
 from .gemini_sizes import GEMINI_IMAGE_DIMENSIONS
 from .imagen_sizes import IMAGEN_DIMENSIONS
 
@@ -55,16 +56,18 @@ class FalValidationError(Exception):
 class FalApp:
     """The parts of one app's schema the simulator honours."""
 
-    size_mode: str = "image_size"  # or "aspect_ratio" (+ resolution)
+    size_mode: str = "image_size"  # or "aspect_ratio" (+ resolution), or "size_enum" (WxH strings only)
     default_size: str = "landscape_4_3"
     extra_sizes: dict[str, Size] = field(default_factory=dict)
+    size_enum: dict[str, Size] = field(default_factory=dict)  # size_mode "size_enum": the only image_size values
     ratio_table: dict[str, dict[str, Size]] = field(default_factory=dict)  # resolution -> ratio -> size
     default_ratio: str = "1:1"
     default_resolution: str = "1K"
     formats: tuple[str, ...] = ("jpeg", "png")
     default_format: str = "jpeg"
     max_images: int = 4
-    extras: tuple[str, ...] = ()  # extra result keys this app returns ("description")
+    extras: tuple[str, ...] = ()  # result style: "description" (adds it), "images_only" (nothing but images)
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)  # other enum fields (first = default)
 
 
 _FLUX = FalApp()
@@ -78,6 +81,18 @@ _GEMINI_FLASH = FalApp(size_mode="aspect_ratio",
                        extras=("description",))
 _IMAGEN = FalApp(size_mode="aspect_ratio", ratio_table=IMAGEN_DIMENSIONS, formats=("jpeg", "png", "webp"),
                  default_format="png")
+# fal.ai/models/fal-ai/flux-pro/v1.1-ultra: aspect_ratio (default 16:9), output_format jpeg|png
+# (default jpeg), num_images 1-4, no image_size; ~4 MP frames (flux_sizes).
+_FLUX_ULTRA = FalApp(size_mode="aspect_ratio", ratio_table={"ultra": FLUX_ULTRA}, default_ratio="16:9",
+                     default_resolution="ultra")
+# fal.ai/docs/model-api-reference/image-generation-api/gpt-image-1.5: image_size is an enum of
+# WxH strings (default 1024x1024), quality low|medium|high (default high), background
+# auto|transparent|opaque, num_images 1-4, output_format jpeg|png|webp (default png); the
+# result is only {"images": [...]}.
+_GPT_IMAGE_SIZES: dict[str, Size] = {"1024x1024": (1024, 1024), "1536x1024": (1536, 1024), "1024x1536": (1024, 1536)}
+_GPT_IMAGE = FalApp(size_mode="size_enum", default_size="1024x1024", size_enum=_GPT_IMAGE_SIZES,
+                    formats=("jpeg", "png", "webp"), default_format="png", extras=("images_only",),
+                    options={"quality": ("high", "low", "medium"), "background": ("auto", "transparent", "opaque")})
 
 # sources: fal.ai/models/<app>/api input schemas (flux/dev: image_size default landscape_4_3,
 # output_format jpeg|png default jpeg, num_images 1-4; flux-2-max: image_size, no num_images;
@@ -88,6 +103,8 @@ APPS: dict[str, FalApp] = {
     "fal-ai/flux/schnell": _FLUX,
     "fal-ai/flux/dev": _FLUX,
     "fal-ai/flux-pro/v1.1": _FLUX,
+    "fal-ai/flux-pro/v1.1-ultra": _FLUX_ULTRA,
+    "fal-ai/gpt-image-1.5": _GPT_IMAGE,
     "fal-ai/flux-2": FalApp(formats=("jpeg", "png", "webp")),
     "fal-ai/flux-2-pro": _FLUX2,
     "fal-ai/flux-2-max": _FLUX2,
@@ -119,6 +136,7 @@ class FalPlan:
     seed: int | None
     sync_mode: bool
     safety_checker: bool
+    transparent: bool = False
 
 
 def app_for(app_id: str) -> FalApp:
@@ -146,6 +164,12 @@ def _int(body: dict[str, Any], name: str, default: int, low: int, high: int) -> 
 
 
 def _image_size(app: FalApp, value: Any) -> Size:
+    if app.size_mode == "size_enum":  # an enum of WxH strings: presets and dicts are rejected
+        if value is None:
+            return app.size_enum[app.default_size]
+        if not isinstance(value, str) or value not in app.size_enum:
+            raise _enum_error("image_size", value, list(app.size_enum))
+        return app.size_enum[value]
     sizes = {**IMAGE_SIZE_ENUM, **app.extra_sizes}
     if value is None:
         return sizes[app.default_size]
@@ -170,7 +194,9 @@ def _image_size(app: FalApp, value: Any) -> Size:
 
 
 def _ratio_size(app: FalApp, body: dict[str, Any]) -> Size:
-    resolution = body.get("resolution") or app.default_resolution
+    # An app with a single tier has no resolution field: fal ignores unknown fields.
+    resolution = body.get("resolution") or app.default_resolution if len(app.ratio_table) > 1 \
+        else app.default_resolution
     if resolution not in app.ratio_table:
         raise _enum_error("resolution", resolution, list(app.ratio_table))
     table = app.ratio_table[resolution]
@@ -190,8 +216,14 @@ def build_plan(app_id: str, body: Any) -> FalPlan:
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
         raise FalValidationError("prompt", "Field required", "missing")
-    width, height = _image_size(app, body.get("image_size")) if app.size_mode == "image_size" \
+    width, height = _image_size(app, body.get("image_size")) if app.size_mode in ("image_size", "size_enum") \
         else _ratio_size(app, body)
+    chosen: dict[str, str] = {}
+    for name, allowed in app.options.items():
+        value = body.get(name) or allowed[0]
+        if not isinstance(value, str) or value not in allowed:
+            raise _enum_error(name, value, sorted(allowed))
+        chosen[name] = value
     count = _int(body, "num_images", 1, 1, app.max_images) if app.max_images > 1 else 1
     fmt = body.get("output_format") or app.default_format
     if len(app.formats) == 1:
@@ -203,4 +235,5 @@ def build_plan(app_id: str, body: Any) -> FalPlan:
         raise FalValidationError("seed", "Input should be a valid integer", "int_type", seed)
     return FalPlan(prompt=prompt, width=width, height=height, num_images=count, fmt=fmt, seed=seed,
                    sync_mode=bool(body.get("sync_mode", False)),
-                   safety_checker=body.get("enable_safety_checker", True) is not False)
+                   safety_checker=body.get("enable_safety_checker", True) is not False,
+                   transparent=chosen.get("background") == "transparent" and fmt != "jpeg")

@@ -9,9 +9,16 @@ Kinds: ``429``, ``500``, ``503``, ``safety``, ``prompt-blocked``, ``malformed``,
 ``drop``, ``noimage`` (terminal: at most one applies) and ``latency=MS``
 (additive: sleeps, then the request continues). Some protocols know extra terminal
 kinds (``PROTOCOL_KINDS``); a kind a protocol does not know is ignored there, so a
-queued fault waits for a request that can express it.
+queued fault waits for a request that can express it. Within a protocol, an endpoint
+may express fewer kinds than the protocol (``resolve(kinds=...)``): a chat request
+cannot express ``noimage``, an image request cannot express ``stream-cut``.
 
-``[sim:job=MS]`` is not a fault: it sets how long an async job (fal, Replicate) runs.
+Endpoint families: images (``COMMON_KINDS``), video jobs (``VIDEO_KINDS``: ``fail``
+ends the job failed, ``safety`` ends it blocked) and chat completions (``CHAT_KINDS``:
+``stream-cut`` closes a stream half-way, without ``[DONE]``).
+
+``[sim:job=MS]`` is not a fault: it sets how long an async job (fal, Replicate, video)
+runs. ``[sim:chunk=MS]`` neither: it sets the delay between streamed chat chunks.
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ from .state import SimState
 COMMON_KINDS: frozenset[str] = frozenset(
     {"429", "500", "503", "safety", "prompt-blocked", "malformed", "drop", "noimage"}
 )
-# Which terminal kinds each protocol can express in its own error format.
+VIDEO_KINDS: frozenset[str] = (COMMON_KINDS - {"noimage"}) | {"fail"}
+CHAT_KINDS: frozenset[str] = (COMMON_KINDS - {"noimage"}) | {"stream-cut"}
+# Which terminal kinds each protocol can express in its own error format (any endpoint).
 PROTOCOL_KINDS: dict[str, frozenset[str]] = {
-    "openai": COMMON_KINDS,
-    "gemini": COMMON_KINDS,
-    "vertex": COMMON_KINDS | {"safety-partial"},
+    "openai": COMMON_KINDS | VIDEO_KINDS | CHAT_KINDS,
+    "gemini": COMMON_KINDS | VIDEO_KINDS | CHAT_KINDS,
+    "vertex": COMMON_KINDS | VIDEO_KINDS | {"safety-partial"},
     "fal": COMMON_KINDS | {"422", "safety-422", "job-error"},
     "replicate": COMMON_KINDS | {"422", "fail"},
+    "openrouter": CHAT_KINDS,
     "a1111": frozenset({"422", "500", "malformed", "drop"}),
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
@@ -42,6 +52,7 @@ PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)
 _DIRECTIVE = re.compile(r"\[sim:([A-Za-z0-9_.=-]+)\]")
 _LATENCY = re.compile(r"latency=(\d+(?:\.\d+)?)")
 _JOB = re.compile(r"\[sim:job=(\d+(?:\.\d+)?)\]", re.IGNORECASE)
+_CHUNK = re.compile(r"\[sim:chunk=(\d+(?:\.\d+)?)\]", re.IGNORECASE)
 
 
 def parse_spec(spec: str) -> tuple[str, float]:
@@ -55,22 +66,23 @@ def parse_spec(spec: str) -> tuple[str, float]:
     raise ValueError(f"unknown fault {spec!r}; expected one of {sorted(TERMINAL_KINDS)} or latency=MS")
 
 
-def supports(protocol: str, spec: str) -> bool:
-    """Whether ``protocol`` can express fault ``spec`` (latency works everywhere)."""
+def supports(protocol: str, spec: str, kinds: frozenset[str] | None = None) -> bool:
+    """Whether ``protocol`` (or an endpoint expressing only ``kinds``) can express fault
+    ``spec`` (latency works everywhere)."""
     kind, _ = parse_spec(spec)
-    return kind == "latency" or kind in PROTOCOL_KINDS.get(protocol, COMMON_KINDS)
+    return kind == "latency" or kind in (kinds if kinds is not None else PROTOCOL_KINDS.get(protocol, COMMON_KINDS))
 
 
-def prompt_directives(prompt: str, protocol: str | None = None) -> list[str]:
+def prompt_directives(prompt: str, protocol: str | None = None, kinds: frozenset[str] | None = None) -> list[str]:
     """The valid ``[sim:...]`` specs found anywhere in a prompt, in order (optionally
-    only those ``protocol`` can express)."""
+    only those ``protocol``, or an endpoint expressing ``kinds``, can express)."""
     found = []
     for raw in _DIRECTIVE.findall(prompt or ""):
         try:
             parse_spec(raw)
         except ValueError:
             continue
-        if protocol is None or supports(protocol, raw):
+        if protocol is None or supports(protocol, raw, kinds):
             found.append(raw.lower())
     return found
 
@@ -81,27 +93,34 @@ def job_ms_directive(prompt: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def chunk_ms_directive(text: str) -> float | None:
+    """The ``[sim:chunk=MS]`` streaming chunk delay asked for in a message, if any."""
+    match = _CHUNK.search(text or "")
+    return float(match.group(1)) if match else None
+
+
 def strip_directives(text: str) -> str:
     """The prompt without ``[sim:...]`` markers, for text the fake model echoes back."""
     return " ".join(_DIRECTIVE.sub(" ", text or "").split())
 
 
-async def resolve(state: SimState, protocol: str, prompt: str) -> str | None:
+async def resolve(state: SimState, protocol: str, prompt: str, kinds: frozenset[str] | None = None) -> str | None:
     """Sleep for injected latency and return the terminal fault kind to apply, if any.
 
     A queued terminal fault wins outright; a queued latency fault adds its delay and
     lets the prompt directives still apply. Several latency directives add up; the
-    first terminal directive wins.
+    first terminal directive wins. ``kinds`` narrows what this endpoint can express
+    (default: everything the protocol can).
     """
     delay_ms = 0.0
-    queued = state.take_fault(protocol, lambda spec: supports(protocol, spec))
+    queued = state.take_fault(protocol, lambda spec: supports(protocol, spec, kinds))
     specs: list[str] = []
     if queued is not None:
         kind, ms = parse_spec(queued)
         if kind != "latency":
             return kind
         delay_ms += ms
-    specs.extend(prompt_directives(prompt, protocol))
+    specs.extend(prompt_directives(prompt, protocol, kinds))
     terminal: str | None = None
     for spec in specs:
         kind, ms = parse_spec(spec)

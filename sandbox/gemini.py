@@ -1,4 +1,5 @@
-"""Gemini API protocol: ``POST /gemini/{v1beta|v1}/models/{model}:generateContent``.
+"""Gemini API protocol: ``POST /gemini/{v1beta|v1}/models/{model}:generateContent`` (Veo's
+``:predictLongRunning`` is dispatched from here to ``veo``).
 
 Speaks generativelanguage.googleapis.com's JSON (camelCase in, camelCase out; the
 snake_case spellings the REST API also accepts are read too), returns images of
@@ -266,6 +267,10 @@ async def models_dispatch(request: web.Request) -> web.Response:
     model, _, method = request.match_info["tail"].partition(":")
     try:
         _check_auth(request)
+        if method == "predictLongRunning":
+            from . import veo  # imported here: veo builds on this module
+
+            return await veo.gemini_predict(request, model)
         if method != "generateContent":
             raise GeminiError(404, f"Method '{method or '(none)'}' is not supported by this simulator.", "NOT_FOUND")
         if model not in MODEL_TABLES:
@@ -286,7 +291,9 @@ async def generate_content(request: web.Request, model: str, protocol: str) -> w
     if not ok:
         raise _invalid("Invalid JSON payload received. Unexpected token.")
     req = parse_request(body)
-    kind = await faults.resolve(get_state(request), protocol, req.prompt)
+    # Image endpoints express the common kinds (Vertex also consumes safety-partial here).
+    kinds = faults.COMMON_KINDS | ({"safety-partial"} if protocol == "vertex" else frozenset())
+    kind = await faults.resolve(get_state(request), protocol, req.prompt, kinds)
     if kind is not None and kind in faults.COMMON_KINDS:
         return _fault_response(request, kind, model, req, protocol)
     answer = await _success(model, req)

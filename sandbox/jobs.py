@@ -1,4 +1,5 @@
-"""The timeline of an asynchronous job (a fal queue request, a Replicate prediction).
+"""The timeline of an asynchronous job (a fal queue request, a Replicate prediction, an
+OpenAI video, a Veo operation).
 
 No background tasks: a job is a start timestamp plus a duration, and its phase is
 computed from the clock whenever a client looks. The first ``QUEUE_SHARE`` of the
@@ -81,10 +82,11 @@ class Job:
         return True
 
 
-def job_duration_ms(state: SimState, prompt: str) -> float:
-    """``[sim:job=MS]`` if the prompt says so, else the configured job time."""
+def job_duration_ms(state: SimState, prompt: str, video: bool = False) -> float:
+    """``[sim:job=MS]`` if the prompt says so, else the configured (image or video) job time."""
     asked = faults.job_ms_directive(prompt)
-    return min(MAX_JOB_MS, asked if asked is not None else state.job_ms)
+    configured = state.video_job_ms if video else state.job_ms
+    return min(MAX_JOB_MS, asked if asked is not None else configured)
 
 
 def new_id(length: int = 26) -> str:

@@ -49,7 +49,7 @@ class Plan:
     style: str | None
 
 
-def _check_auth(request: web.Request) -> None:
+def check_auth(request: web.Request) -> None:
     """Bearer auth as api.openai.com checks it: missing key vs. rejected (``bad...``) key."""
     header = request.headers.get("Authorization", "")
     key = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -209,11 +209,11 @@ def _fault_response(request: web.Request, kind: str, spec: ModelSpec) -> web.Res
 async def generations(request: web.Request) -> web.Response:
     """``POST /openai/v1/images/generations`` (JSON)."""
     try:
-        _check_auth(request)
+        check_auth(request)
         body = _json_body(request)
         spec = lookup(body.get("model"), body)
         prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
-        kind = await faults.resolve(get_state(request), "openai", prompt)
+        kind = await faults.resolve(get_state(request), "openai", prompt, faults.COMMON_KINDS)
         if kind is not None:
             return _fault_response(request, kind, spec)
         plan = build_plan(spec, body)
@@ -263,12 +263,12 @@ def _auto_edit_size(spec: ModelSpec, first: tuple[int, int]) -> tuple[int, int]:
 async def edits(request: web.Request) -> web.Response:
     """``POST /openai/v1/images/edits`` (multipart: ``image``/``image[]``, optional ``mask``)."""
     try:
-        _check_auth(request)
+        check_auth(request)
         fields, images, mask = await _read_edit_form(request)
         spec = lookup(fields.get("model"), dict(fields))
         if spec.family == "dall-e-3":
             raise invalid_value("model", spec.name, ("dall-e-2", *[m for m in MODELS if m.startswith("gpt-image")]))
-        kind = await faults.resolve(get_state(request), "openai", fields.get("prompt", ""))
+        kind = await faults.resolve(get_state(request), "openai", fields.get("prompt", ""), faults.COMMON_KINDS)
         if kind is not None:
             return _fault_response(request, kind, spec)
         if not images:
@@ -312,7 +312,7 @@ async def serve_file(request: web.Request) -> web.Response:
 async def list_models(request: web.Request) -> web.Response:
     """``GET /openai/v1/models``: the ids this simulator models explicitly."""
     try:
-        _check_auth(request)
+        check_auth(request)
     except OpenAIError as exc:
         return exc.response()
     data = [{"id": m, "object": "model", "created": 1698785189, "owned_by": "system"} for m in MODELS]

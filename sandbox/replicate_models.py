@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .flux_sizes import FLUX_ULTRA
+
 Size = tuple[int, int]
 
 # replicate/cog-flux predict.py ASPECT_RATIOS ("Aspect ratios from the original implementation"),
@@ -76,7 +78,7 @@ def invalid(field: str, description: str, type_: str) -> ReplicateError:
 class ReplicateModel:
     """What the simulator needs to know of one model."""
 
-    family: str  # flux | flux-pro | flux2 | seedream | qwen
+    family: str  # flux | flux-pro | flux-ultra | flux2 | seedream | qwen
     output: str  # "list" or "string": the model's output schema
     default_format: str = "webp"
     formats: tuple[str, ...] = ("webp", "jpg", "png")
@@ -85,13 +87,17 @@ class ReplicateModel:
 
 # Output kinds: replicate.com/<model>/api "Output schema" —
 #   flux-schnell, flux-dev: {'type': 'array', 'items': {'type': 'string', 'format': 'uri'}}
-#   flux-1.1-pro, flux-2-pro, flux-2-max: {'type': 'string', 'format': 'uri'}
+#   flux-1.1-pro, flux-1.1-pro-ultra, flux-2-pro, flux-2-max: {'type': 'string', 'format': 'uri'}
 #   seedream-4.5: {'type': 'array', 'items': {'format': 'uri', ...}}
 #   qwen-image: array (UNVERIFIED; the published schema was not in the stored pages)
 MODELS: dict[str, ReplicateModel] = {
     "black-forest-labs/flux-schnell": ReplicateModel("flux", "list"),
     "black-forest-labs/flux-dev": ReplicateModel("flux", "list"),
     "black-forest-labs/flux-1.1-pro": ReplicateModel("flux-pro", "string", max_outputs=1),
+    # replicate.com/black-forest-labs/flux-1.1-pro-ultra/api: aspect_ratio (default 1:1),
+    # output_format jpg|png (default jpg), raw, image_prompt; ~4 MP frames (flux_sizes).
+    "black-forest-labs/flux-1.1-pro-ultra": ReplicateModel("flux-ultra", "string", default_format="jpg",
+                                                           formats=("jpg", "png"), max_outputs=1),
     "black-forest-labs/flux-2-pro": ReplicateModel("flux2", "string", max_outputs=1),
     "black-forest-labs/flux-2-max": ReplicateModel("flux2", "string", max_outputs=1),
     "bytedance/seedream-4.5": ReplicateModel("seedream", "list", default_format="jpg", formats=("jpg",),
@@ -163,6 +169,8 @@ def _size(model: ReplicateModel, inputs: dict[str, Any]) -> Size:
     if model.family == "flux-pro":
         ratio = _choice(inputs, "aspect_ratio", [*FLUX_PRO_RATIOS, "custom"], "1:1")
         return _custom(inputs, 256, 1440, 32) if ratio == "custom" else FLUX_RATIOS[ratio]
+    if model.family == "flux-ultra":
+        return FLUX_ULTRA[_choice(inputs, "aspect_ratio", list(FLUX_ULTRA), "1:1")]
     if model.family == "flux2":
         ratio = _choice(inputs, "aspect_ratio", [*FLUX2_RATIOS, "custom"], "1:1")
         if ratio == "custom":

@@ -24,9 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import faults, jobs, render
+from . import faults, jobs, render, replicate_video, video
 from .jobs import Job
 from .replicate_models import MODELS, ReplicateError, ReplicatePlan, build_plan, model_for
+from .replicate_video import VideoPlan
 from .state import JSON_BODY, LOG_ENTRY, get_state
 
 PREFIX = "/replicate"
@@ -58,12 +59,12 @@ def _version_of(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-_VERSIONS: dict[str, str] = {_version_of(name): name for name in MODELS}
+_VERSIONS: dict[str, str] = {_version_of(name): name for name in [*MODELS, *replicate_video.MODELS]}
 
 
-def _plan_of(job: Job) -> ReplicatePlan:
+def _plan_of(job: Job) -> ReplicatePlan | VideoPlan:
     plan = job.params["plan"]
-    assert isinstance(plan, ReplicatePlan)
+    assert isinstance(plan, (ReplicatePlan, VideoPlan))
     return plan
 
 
@@ -72,6 +73,11 @@ async def _outputs(request: web.Request, job: Job) -> list[str]:
     async with job.render_lock:
         if job.outputs is None:
             plan = _plan_of(job)
+            if isinstance(plan, VideoPlan):
+                data = await video.render_mp4_async(plan.width, plan.height, plan.seconds, plan.prompt)
+                name = get_state(request).files.put(data, "mp4", video.MIME_MP4, prefix="vid")
+                job.outputs = [f"{request.scheme}://{request.host}{PREFIX}/files/{name}"]
+                return list(job.outputs)
             count = 0 if job.fault == "noimage" else plan.count
             texts = [f"{plan.prompt} #{i + 1}" if count > 1 else plan.prompt for i in range(count)]
             datas = await asyncio.gather(*(render.render_async(plan.width, plan.height, text, plan.fmt,
@@ -108,8 +114,10 @@ async def prediction_json(request: web.Request, job: Job) -> dict[str, Any]:
         logs = f"Using seed: {job.params['seed']}\n"
     if status == "succeeded":
         urls = await _outputs(request, job)
-        output = urls if model_for(job.model).output == "list" else (urls[0] if urls else None)
-        logs += f"Total safe images: {len(urls)} out of {plan.count}\n"
+        is_video = isinstance(plan, VideoPlan)
+        output = urls if model_for(job.model).output == "list" and not is_video else (urls[0] if urls else None)
+        logs += f"Generated a {plan.seconds} s video\n" if is_video else \
+            f"Total safe images: {len(urls)} out of {plan.count}\n"
     elif status == "failed":
         error = NSFW_ERROR if job.fault in ("safety", "prompt-blocked") else GENERIC_ERROR
         logs += error + "\n"
@@ -136,7 +144,10 @@ async def prediction_json(request: web.Request, job: Job) -> dict[str, Any]:
         body["metrics"] = {"predict_time": round(max(0.0, (ended or now) - started), 3),
                            "total_time": round(max(0.0, (ended or now) - job.created), 3)}
         if status == "succeeded":
-            body["metrics"]["image_count"] = len(job.outputs or [])
+            if isinstance(plan, VideoPlan):  # UNVERIFIED metric name for video models
+                body["metrics"]["video_output_duration_seconds"] = float(plan.seconds)
+            else:
+                body["metrics"]["image_count"] = len(job.outputs or [])
     return body
 
 
@@ -181,11 +192,14 @@ async def _create(request: web.Request, model_name: str, version: str) -> web.Re
     kind = await faults.resolve(state, "replicate", prompt)
     if kind is not None and kind not in _JOB_FAULTS:
         return _fault_response(request, kind)
-    plan = build_plan(model_for(model_name), inputs)
+    files = state.files
+    plan: ReplicatePlan | VideoPlan = (
+        replicate_video.build_plan(model_name, inputs, lambda name: (files.get(name) or (None, ""))[0])
+        if replicate_video.is_video_model(model_name) else build_plan(model_for(model_name), inputs))
     job = Job(id=jobs.new_id(), protocol="replicate", model=model_name, prompt=plan.prompt,
               params={"plan": plan, "input": inputs, "version": version,
                       "seed": inputs.get("seed") if isinstance(inputs.get("seed"), int) else int(time.time()) % 65536},
-              job_ms=jobs.job_duration_ms(state, plan.prompt), fault=kind)
+              job_ms=jobs.job_duration_ms(state, plan.prompt, video=isinstance(plan, VideoPlan)), fault=kind)
     state.jobs.put(job.id, job)
     entry = request.get(LOG_ENTRY)
     if entry is not None:

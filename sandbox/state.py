@@ -1,5 +1,6 @@
-"""Mutable simulator state: queued faults, base latency, job duration, request log,
-served files, async jobs (fal requests, Replicate predictions) and issued OAuth tokens.
+"""Mutable simulator state: queued faults, base latency, job durations, streaming chunk
+delay, request log, served files, async jobs (fal requests, Replicate predictions, video
+jobs, Veo operations) and issued OAuth tokens.
 
 Everything here is touched only from the event loop thread, so no locking.
 """
@@ -19,6 +20,8 @@ REQUEST_LOG_SIZE = 200
 FILE_STORE_SIZE = 512
 JOB_STORE_SIZE = 1024
 DEFAULT_JOB_MS = 300.0  # how long a fal request / Replicate prediction runs unless configured
+DEFAULT_VIDEO_JOB_MS = 1000.0  # how long a video job (Sora, Veo, fal/Replicate video apps) runs
+DEFAULT_CHUNK_MS = 20.0  # delay between streamed chat completion chunks
 
 T = TypeVar("T")
 
@@ -42,9 +45,9 @@ class FileStore:
         self.capacity = capacity
         self._files: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
 
-    def put(self, data: bytes, ext: str, content_type: str) -> str:
-        """Store bytes and return the file name (``<id>.<ext>``) to serve them under."""
-        name = f"img-{secrets.token_hex(12)}.{ext}"
+    def put(self, data: bytes, ext: str, content_type: str, prefix: str = "img") -> str:
+        """Store bytes and return the file name (``<prefix>-<id>.<ext>``) to serve them under."""
+        name = f"{prefix}-{secrets.token_hex(12)}.{ext}"
         self._files[name] = (data, content_type)
         while len(self._files) > self.capacity:
             self._files.popitem(last=False)
@@ -73,6 +76,13 @@ class BoundedStore(Generic[T]):
     def get(self, key: str) -> T | None:
         return self._items.get(key)
 
+    def pop(self, key: str) -> T | None:
+        return self._items.pop(key, None)
+
+    def values(self) -> list[T]:
+        """A snapshot of the entries, oldest first."""
+        return list(self._items.values())
+
     def clear(self) -> None:
         self._items.clear()
 
@@ -83,11 +93,21 @@ class BoundedStore(Generic[T]):
 class SimState:
     """The state one simulator app instance works from."""
 
-    def __init__(self, latency_ms: float = 0.0, job_ms: float = DEFAULT_JOB_MS) -> None:
+    def __init__(
+        self,
+        latency_ms: float = 0.0,
+        job_ms: float = DEFAULT_JOB_MS,
+        video_job_ms: float = DEFAULT_VIDEO_JOB_MS,
+        chunk_ms: float = DEFAULT_CHUNK_MS,
+    ) -> None:
         self.initial_latency_ms = float(latency_ms)
         self.latency_ms = float(latency_ms)
         self.initial_job_ms = float(job_ms)
         self.job_ms = float(job_ms)
+        self.initial_video_job_ms = float(video_job_ms)
+        self.video_job_ms = float(video_job_ms)
+        self.initial_chunk_ms = float(chunk_ms)
+        self.chunk_ms = float(chunk_ms)
         self.faults: deque[QueuedFault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.files = FileStore()
@@ -120,13 +140,15 @@ class SimState:
         return None
 
     def reset(self) -> None:
-        """Back to how the app started: no faults, initial latency and job time, empty log
-        and no jobs (issued tokens stay valid: a client caches them for an hour)."""
+        """Back to how the app started: no faults, initial latency, job times and chunk delay,
+        empty log and no jobs (issued tokens stay valid: a client caches them for an hour)."""
         self.faults.clear()
         self.requests.clear()
         self.jobs.clear()
         self.latency_ms = self.initial_latency_ms
         self.job_ms = self.initial_job_ms
+        self.video_job_ms = self.initial_video_job_ms
+        self.chunk_ms = self.initial_chunk_ms
 
 
 STATE: web.AppKey[SimState] = web.AppKey("sandbox_state", SimState)

@@ -149,5 +149,13 @@ class SimulatorThread:
         self.control("config", {"latency_ms": latency_ms})
 
     def set_job_ms(self, job_ms: float) -> None:
-        """How long each async job (fal request, Replicate prediction) runs from now on."""
+        """How long each async job (fal request, Replicate prediction, video job) runs from now on."""
         self.control("config", {"job_ms": job_ms})
+
+    def set_video_job_ms(self, video_job_ms: float) -> None:
+        """How long each video job (Sora, Veo, fal/Replicate video apps) runs from now on."""
+        self.control("config", {"video_job_ms": video_job_ms})
+
+    def set_chunk_ms(self, chunk_ms: float) -> None:
+        """The delay between streamed chat completion chunks from now on."""
+        self.control("config", {"chunk_ms": chunk_ms})

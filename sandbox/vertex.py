@@ -1,4 +1,5 @@
-"""Vertex AI protocol: Gemini ``:generateContent`` and Imagen ``:predict`` under
+"""Vertex AI protocol: Gemini ``:generateContent``, Imagen ``:predict`` and Veo
+``:predictLongRunning`` / ``:fetchPredictOperation`` (``veo``) under
 ``/vertex/{v1|v1beta1}/projects/{p}/locations/{loc}/publishers/google/models/{model}:{method}``,
 plus the OAuth token endpoint (``vertex_auth``).
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import faults, gemini, render, vertex_auth
+from . import faults, gemini, render, veo, vertex_auth
 from .gemini import GeminiError
 from .gemini_sizes import MODEL_TABLES
 from .imagen_sizes import IMAGEN_DIMENSIONS, IMAGEN_MODELS, MAX_SAMPLES
@@ -137,7 +138,7 @@ async def _predict(request: web.Request, model: str) -> web.Response:
     if not ok:
         raise _invalid("Invalid JSON payload received. Unexpected token.")
     req = parse_predict(model, body)
-    kind = await faults.resolve(get_state(request), "vertex", req.prompt)
+    kind = await faults.resolve(get_state(request), "vertex", req.prompt, faults.COMMON_KINDS | {"safety-partial"})
     if kind == "drop":
         return faults.drop_connection(request)
     if kind == "malformed":
@@ -187,6 +188,12 @@ async def models_dispatch(request: web.Request) -> web.Response:
             if model not in IMAGEN_MODELS:
                 raise _not_found(project, location, model)
             return await _predict(request, model)
+        if method in ("predictLongRunning", "fetchPredictOperation"):
+            if model not in veo.MODELS:
+                raise _not_found(project, location, model)
+            if method == "predictLongRunning":
+                return await veo.vertex_predict(request, project, location, model)
+            return await veo.vertex_fetch(request, project, location, model)
         raise GeminiError(404, f"Method '{method or '(none)'}' is not supported by this simulator.", "NOT_FOUND")
     except GeminiError as exc:
         return exc.response()

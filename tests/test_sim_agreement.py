@@ -8,7 +8,7 @@ from engine import catalog
 from sandbox.gemini_sizes import TIER_ALIASES, table_for
 
 CATALOG = catalog.load()
-GEMINI = [m for m in CATALOG.models.values() for r in m.routes if r.provider.id == "gemini"]
+GEMINI = [m for m in CATALOG.models.values() for r in m.routes if r.provider.id == "gemini" and m.kind == "image"]
 
 
 @pytest.mark.parametrize("model", GEMINI, ids=lambda m: m.id)

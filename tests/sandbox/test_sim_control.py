@@ -37,7 +37,8 @@ def test_health_and_bad_control_requests(sim: SimulatorThread, util: SimpleNames
                  {"fault": "job-error", "protocol": "openai"}, {"fault": "safety", "protocol": "a1111"}):
         status, _, _ = util.http("POST", sim.url("/__control__/faults"), body)
         assert status == 400, body
-    for config in ({"latency_ms": -1}, {"job_ms": -5}, {"job_ms": "soon"}):
+    for config in ({"latency_ms": -1}, {"job_ms": -5}, {"job_ms": "soon"}, {"video_job_ms": 10**9},
+                   {"chunk_ms": -1}):
         status, _, _ = util.http("POST", sim.url("/__control__/config"), config)
         assert status == 400, config
 
@@ -95,7 +96,8 @@ def test_latency_config_directive_and_queued(sim: SimulatorThread, util: SimpleN
     gen(util, sim, "slow base")
     assert time.perf_counter() - start >= 0.15
     sim.reset()
-    assert sim.control("config") == {"config": {"latency_ms": 0.0, "job_ms": 300.0}}
+    assert sim.control("config") == {"config": {"latency_ms": 0.0, "job_ms": 300.0, "video_job_ms": 1000.0,
+                                                "chunk_ms": 20.0}}
     start = time.perf_counter()
     status, _ = gen(util, sim, "directive [sim:latency=120]")
     assert status == 200 and time.perf_counter() - start >= 0.12
@@ -181,7 +183,8 @@ async def _latency_only() -> str:
 def test_simulator_thread_lifecycle() -> None:
     sim = SimulatorThread(latency_ms=5).start()
     try:
-        assert sim.control("config") == {"config": {"latency_ms": 5.0, "job_ms": 300.0}}
+        assert sim.control("config")["config"] == {"latency_ms": 5.0, "job_ms": 300.0, "video_job_ms": 1000.0,
+                                                   "chunk_ms": 20.0}
     finally:
         sim.stop()
     sim.stop()  # idempotent
@@ -226,3 +229,14 @@ def test_job_rendering_runs_off_the_event_loop(sim: SimulatorThread, util: Simpl
     status, _, _ = util.http("POST", sim.url("/fal/run/fal-ai/flux/schnell"),
                              {"prompt": f"unique fal prompt {time.time()} [sim:job=0]"}, {"Authorization": "Key k:s"})
     assert status == 200 and seen and all(name != "sandbox-simulator" for name in seen)
+
+
+def test_job_time_config_covers_video_jobs(sim: SimulatorThread) -> None:
+    sim.set_job_ms(40)  # job_ms alone sets every async job, video jobs included ...
+    assert sim.control("config")["config"] == {"latency_ms": 0.0, "job_ms": 40.0, "video_job_ms": 40.0,
+                                               "chunk_ms": 20.0}
+    sim.control("config", {"job_ms": 10, "video_job_ms": 500, "chunk_ms": 5})  # ... unless both are given
+    assert sim.control("config")["config"] == {"latency_ms": 0.0, "job_ms": 10.0, "video_job_ms": 500.0,
+                                               "chunk_ms": 5.0}
+    sim.reset()
+    assert sim.control("config")["config"]["video_job_ms"] == 1000.0
