@@ -198,3 +198,29 @@ def test_webhook_is_signed_and_retried(sim: SimulatorThread, tmp_path: Path, hoo
 def test_webhook_to_a_private_address_is_refused(gateway: GatewayThread) -> None:
     r = httpx.post(gateway.base_url + "/v1/videos", json={"model": "sora-2", "prompt": "x", "webhook_url": "https://169.254.169.254/"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "webhook_url"
+
+
+def test_multipart_create_with_an_input_reference(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (1280, 720), (20, 90, 160)).save(buf, "PNG")
+    c = client(gateway)
+    video = c.videos.create(model="sora-2", prompt="the scene comes alive [sim:job=200]", size="1280x720",
+                            input_reference=("first.png", buf.getvalue(), "image/png"))
+    assert wait(c, video.id).status == "completed"
+    sent = [q for q in sim_clean.requests("openai") if q["method"] == "POST"][0]
+    assert [f["name"] for f in sent["files"]] == ["input_reference"]
+    fal = c.videos.create(model="fal/kling-2.5-turbo-pro", prompt="x [sim:job=200]",
+                          input_reference=("first.png", buf.getvalue(), "image/png"))
+    done = wait(c, fal.id)
+    assert done.status == "completed", (done.error, done.model_extra)
+    submit = [q for q in sim_clean.requests("fal") if q["method"] == "POST"][0]
+    assert submit["json"]["image_url"].startswith("data:image/png;base64,")
+
+
+def test_replicate_video_route(gateway: GatewayThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="replicate/kling-2.5-turbo-pro", prompt="x [sim:job=200]", seconds="5")
+    done = wait(c, video.id)
+    assert done.status == "completed", done.error
+    assert probe(c.videos.download_content(video.id).read())[:2] == (1920, 1080)
