@@ -56,3 +56,12 @@ def scripted_gateway(scripted_server: Scripted, tmp_path_factory: pytest.TempPat
     """The shipped specs, every provider pointed at the scripted upstream."""
     with GatewayThread(scripted_server.base_url, tmp_path_factory.mktemp("gws")) as gw:
         yield gw
+
+
+@pytest.fixture(autouse=True)
+def _fresh_provider_health(request: pytest.FixtureRequest) -> None:
+    """Provider cooldowns are per process; one test's injected failures must not reorder another's routes."""
+    from engine.health import Health
+    for name in ("gateway", "scripted_gateway"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).runtime.health = Health()
