@@ -62,6 +62,6 @@ def scripted_gateway(scripted_server: Scripted, tmp_path_factory: pytest.TempPat
 def _fresh_provider_health(request: pytest.FixtureRequest) -> None:
     """Provider cooldowns are per process; one test's injected failures must not reorder another's routes."""
     from engine.health import Health
-    for name in ("gateway", "scripted_gateway"):
+    for name in ("gateway", "scripted_gateway", "twin", "job_gateway"):
         if name in request.fixturenames:
             request.getfixturevalue(name).runtime.health = Health()
