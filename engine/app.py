@@ -386,6 +386,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
                         runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
         runtime.jobs = jobstore.SqliteJobStore(settings.state_dir / "jobs.sqlite3")
         runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
+        webhooks.check_secret(runtime.webhook_secret)
         resumed = await videos.resume_all(runtime)
         if resumed:
             log.warning("resumed %d unfinished video job(s)", resumed)

@@ -48,7 +48,7 @@ def _tokens_in(body: dict[str, Any]) -> int:
         if isinstance(content, str):
             chars += len(content)
         elif isinstance(content, list):
-            chars += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+            chars += sum(len(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
@@ -69,8 +69,10 @@ def _usage_cost(route: Route, reply: Any) -> dict[str, Any] | None:
     usage = reply.get("usage") if isinstance(reply, dict) else None
     if not isinstance(usage, dict):
         return None
-    produced = pricing.Produced((), 1, {}, tokens={"input": int(usage.get("prompt_tokens") or 0),
-                                                    "output": int(usage.get("completion_tokens") or 0)})
+    tokens = {k: usage.get(f) for k, f in (("input", "prompt_tokens"), ("output", "completion_tokens"))}
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in tokens.values()):
+        return None
+    produced = pricing.Produced((), 1, {}, tokens=tokens)
     return pricing.price(route.pricing, produced)
 
 
@@ -130,4 +132,4 @@ async def _relay(rt: Runtime, route: Route, request: upstream.UpstreamRequest) -
                 yield chunk
         except Exception:  # the provider broke off mid-stream: end the stream with an OpenAI-shaped error event
             err = GatewayError(502, f"{route.provider.name} ended the stream early.", "upstream_error", "upstream_unavailable")
-            yield b"data: " + json.dumps(err.to_body()).encode() + b"\n\n"
+            yield b"\n\ndata: " + json.dumps(err.to_body()).encode() + b"\n\n"  # after any half-sent event

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
+from starlette.types import Message, Receive
 
 from engine import errors
 from engine.inputs import MAX_INPUT_IMAGE_BYTES
@@ -22,6 +23,20 @@ MAX_FORM_FILES = 20                             # image parts plus the mask
 MAX_FORM_FIELDS = 100
 MAX_FORM_FIELD_BYTES = 1024 * 1024              # one text field (a prompt is far smaller)
 IMAGE_KEYS = ("image", "image[]", "images", "images[]")
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """An ASGI receive that refuses a body growing past `limit` bytes, whatever Content-Length said."""
+    seen = 0
+
+    async def counting() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise errors.too_large(limit)
+        return message
+    return counting
 
 
 def _url_of(value: Any) -> Any:
@@ -64,8 +79,11 @@ async def read_edit_form(request: Request, rt: Runtime, operation: str = "edit",
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_MULTIPART_BODY_BYTES:
         raise errors.too_large(MAX_MULTIPART_BODY_BYTES)
+    counted = Request(request.scope, _capped(request.receive, MAX_MULTIPART_BODY_BYTES))  # chunked bodies too
     try:
-        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES)
+        form = await counted.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES)
+    except errors.GatewayError:
+        raise
     except Exception as exc:  # the parser's own errors (too many parts, a part too large, a broken body)
         raise errors.invalid_request(f"The multipart body could not be read: {str(exc)[:200]}", None, "invalid_multipart") from None
     try:

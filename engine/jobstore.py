@@ -13,9 +13,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -45,6 +44,7 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> dict[str, Any] | None: ...
     async def by_idempotency_key(self, key: str) -> dict[str, Any] | None: ...
     async def update(self, job_id: str, **fields: Any) -> dict[str, Any] | None: ...
+    async def mutate(self, job_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None: ...
     async def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[dict[str, Any]], bool]: ...
     async def unfinished(self) -> list[dict[str, Any]]: ...
     async def delete(self, job_id: str) -> bool: ...
@@ -95,12 +95,16 @@ class SqliteJobStore:
         return json.loads(rows[0][0]) if rows else None
 
     async def update(self, job_id: str, **fields: Any) -> dict[str, Any] | None:
+        return await self.mutate(job_id, lambda doc: {**doc, **fields})
+
+    async def mutate(self, job_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+        """Read, change with `fn` and write one job under the lock: concurrent writers cannot lose updates."""
         def apply() -> dict[str, Any] | None:
             with self._lock:
                 rows = self._db.execute("SELECT doc FROM jobs WHERE id = ?", (job_id,)).fetchall()
                 if not rows:
                     return None
-                doc = {**json.loads(rows[0][0]), **fields}
+                doc = fn(json.loads(rows[0][0]))
                 self._db.execute("UPDATE jobs SET status = ?, doc = ? WHERE id = ?", (doc["status"], json.dumps(doc), job_id))
                 return doc
         return await asyncio.to_thread(apply)
@@ -124,7 +128,8 @@ class SqliteJobStore:
         return [json.loads(r[0]) for r in rows]
 
     async def delete(self, job_id: str) -> bool:
-        rows = await self._q("UPDATE jobs SET deleted = 1 WHERE id = ? AND deleted = 0 RETURNING id", job_id)
+        # the idempotency key is released with the job: the same key may start a new one
+        rows = await self._q("UPDATE jobs SET deleted = 1, idempotency_key = NULL WHERE id = ? AND deleted = 0 RETURNING id", job_id)
         return bool(rows)
 
     async def add_delivery(self, delivery: dict[str, Any]) -> None:

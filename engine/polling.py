@@ -54,9 +54,11 @@ Progress = Callable[[float | None], Awaitable[None]]
 
 
 async def follow(transport: Transport, provider: Provider, job: JobSpec, target: Target, ctx: dict[str, Any],
-                 submitted: Any, background: set[asyncio.Task[Any]], on_progress: Progress | None = None) -> Any:
-    """The final reply body holding the outputs (bytes for a binary result); cancels the upstream job if
-    this is cancelled or times out. `on_progress` hears each poll's progress value."""
+                 submitted: Any, background: set[asyncio.Task[Any]], on_progress: Progress | None = None,
+                 cancel_upstream: Callable[[], bool] = lambda: True) -> Any:
+    """The final reply body holding the outputs (bytes for a binary result). On a deadline, or when this is
+    cancelled and `cancel_upstream()` says so (a caller left, a job was deleted — not a shutdown, after
+    which the job is resumed), the upstream job is cancelled too. `on_progress` hears each poll's progress."""
     state = submitted
     deadline = time.monotonic() + job.deadline_s
     interval = job.interval_s
@@ -94,7 +96,8 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
             raise upstream.reply_error(provider, reply)
         return reply.body if job.result.binary else reply.json
     except (asyncio.CancelledError, UpstreamError) as exc:
-        if job.cancel is not None and (isinstance(exc, asyncio.CancelledError) or exc.code == "upstream_timeout"):
+        wanted = cancel_upstream() if isinstance(exc, asyncio.CancelledError) else exc.code == "upstream_timeout"
+        if job.cancel is not None and wanted:
             task = asyncio.ensure_future(_cancel(transport, provider, target, job, submitted, ctx))
             background.add(task)
             task.add_done_callback(background.discard)

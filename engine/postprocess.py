@@ -20,6 +20,10 @@ from engine.runtime import Runtime
 from engine.upstream import Target
 
 
+INLINE_B64_CHARS = 256 * 1024     # below this, reading an image header costs less than a hop to a worker thread
+INLINE_WRITE_BYTES = 256 * 1024   # likewise for writing a small file to the media store
+
+
 @dataclass
 class Delivered:
     item: dict[str, Any]
@@ -41,7 +45,10 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     notes: list[dict[str, Any]] = []
     data, b64 = await _bytes_of(rt, provider, target, out)
     try:
-        info = await asyncio.to_thread(imaging.identify_b64, b64) if b64 is not None else imaging.identify(data or b"")
+        if b64 is not None:
+            info = imaging.identify_b64(b64) if len(b64) <= INLINE_B64_CHARS else await asyncio.to_thread(imaging.identify_b64, b64)
+        else:
+            info = imaging.identify(data or b"")
     except ImageError:
         raise errormap.make("upstream_malformed", f"{provider.name} returned data that is not an image.") from None
     want = req.output_format
@@ -63,7 +70,8 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
         item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
     else:
         raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
-        stored = await asyncio.to_thread(rt.media.put, raw, imaging.EXT.get(info.format, "bin"))
+        stored = (rt.media.put(raw, imaging.EXT.get(info.format, "bin")) if len(raw) <= INLINE_WRITE_BYTES
+                  else await asyncio.to_thread(rt.media.put, raw, imaging.EXT.get(info.format, "bin")))
         item["url"] = base_url + stored.path_and_query()
     if out.revised_prompt:
         item["revised_prompt"] = out.revised_prompt

@@ -29,6 +29,7 @@ class Runtime:
     jobs: Any = None                        # engine.jobstore.JobStore, opened at start-up
     videos_media: Any = None                # engine.media.MediaStore for finished videos
     video_tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    deleting: set[str] = field(default_factory=set)   # jobs being deleted: their upstream job is cancelled
     webhook_secret: str = ""
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight

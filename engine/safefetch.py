@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -31,7 +31,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class FetchPolicy:
     allow_hosts: frozenset[str] = frozenset()
     allow_networks: tuple[IPNetwork, ...] = ()
-    allow_http: bool = False               # plain http only for allowed hosts unless this is set
 
     @classmethod
     def parse(cls, spec: str) -> "FetchPolicy":
@@ -49,13 +48,25 @@ class FetchPolicy:
     def address_allowed(self, ip: IPAddress) -> bool:
         if any(ip in net for net in self.allow_networks):
             return True
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        bad = (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-               or ip.is_unspecified)
-        if isinstance(ip, ipaddress.IPv6Address):
-            bad = bad or ip.is_site_local
-        return not bad
+        return all(a.is_global and not a.is_multicast for a in _embedded(ip))
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded(ip: IPAddress) -> list[IPAddress]:
+    """The address and every IPv4 address it carries (mapped, 6to4, NAT64, Teredo): each must be public."""
+    out: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            out.append(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            out.append(ip.sixtofour)
+        if ip.teredo is not None:
+            out.extend(ip.teredo)
+        if ip in _NAT64:
+            out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return out
 
 
 class Refused(Exception):
@@ -66,7 +77,6 @@ class Refused(Exception):
 class _CheckingResolver(AbstractResolver):
     policy: FetchPolicy
     host_allowed: bool = False
-    inner: Any = field(default=None)
 
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
         loop = asyncio.get_running_loop()
@@ -87,8 +97,12 @@ class _CheckingResolver(AbstractResolver):
 
 
 def _check_url(url: str, policy: FetchPolicy, param: str) -> tuple[str, bool]:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        parts.port  # a port out of range raises here, not later
+    except ValueError:
+        raise invalid_request(f"'{param}' is not a valid URL.", param, "invalid_url") from None
     if parts.scheme not in ("http", "https") or not host:
         raise invalid_request(f"'{param}' must be an https URL or a data: URL.", param, "invalid_url")
     try:
@@ -96,7 +110,7 @@ def _check_url(url: str, policy: FetchPolicy, param: str) -> tuple[str, bool]:
     except ValueError:
         literal = None
     allowed_host = host in policy.allow_hosts or (literal is not None and any(literal in n for n in policy.allow_networks))
-    if parts.scheme == "http" and not (allowed_host or policy.allow_http):
+    if parts.scheme == "http" and not allowed_host:
         raise invalid_request(f"'{param}' must use https.", param, "invalid_url")
     if parts.username or parts.password:
         raise invalid_request(f"'{param}' must not carry credentials.", param, "invalid_url")

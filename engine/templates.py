@@ -69,8 +69,8 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
         try:
             expr = _is_single_expression(value)
             if expr is not None:
-                compiled = ENV.compile_expression(expr, undefined_to_none=False)
-                return _expression(compiled, path)
+                compiled = ENV.compile_expression(expr, undefined_to_none=False)  # also checks the syntax
+                return _fast_path(expr, path) or _expression(compiled, path)
             template = ENV.from_string(value)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(path, f"template does not compile: {exc.message}") from None
@@ -144,6 +144,45 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value if v is not None]
     return value
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED = re.compile(rf"^\s*({_NAME}(?:\.{_NAME})*)\s*$")
+_GET = re.compile(rf"^\s*({_NAME}(?:\.{_NAME})*)\.get\(\s*'([^'\\]*)'\s*\)\s*$")
+_MISSING = object()
+
+
+def _lookup(ctx: Any, names: list[str], path: str, expr: str) -> Any:
+    value = ctx
+    for name in names:
+        nxt = value.get(name, _MISSING) if isinstance(value, dict) else getattr(value, name, _MISSING)
+        if nxt is _MISSING or name.startswith("_"):
+            raise TemplateError(path, f"undefined value: {expr.strip()!r} has no {name!r}")
+        value = nxt
+    return value
+
+
+def _fast_path(expr: str, path: str) -> Renderer | None:
+    """The most common expressions (`a.b.c`, `a.get('k')`) without a Jinja context per call — same results,
+    same strictness; anything else is left to Jinja."""
+    m = _DOTTED.match(expr)
+    if m and m.group(1) not in ("none", "true", "false", "None", "True", "False"):
+        names = m.group(1).split(".")
+
+        def dotted(ctx: dict[str, Any]) -> Any:
+            return _drop_none(_lookup(ctx, names, path, expr))
+        return dotted
+    m = _GET.match(expr)
+    if m:
+        names, key = m.group(1).split("."), m.group(2)
+
+        def get(ctx: dict[str, Any]) -> Any:
+            container = _lookup(ctx, names, path, expr)
+            if not isinstance(container, dict):
+                raise TemplateError(path, f"{m.group(1)} is not a mapping")
+            return _drop_none(container.get(key))
+        return get
+    return None
 
 
 def _expression(compiled: Any, path: str) -> Renderer:

@@ -213,17 +213,24 @@ class Transport:
         cannot make the gateway fetch anything else."""
         if not output_url_allowed(provider, target, url):
             raise errormap.make("upstream_malformed", f"{provider.name} named an output URL on a host it is not trusted for.")
-        headers: dict[str, str] = {}
-        if urlsplit(url).netloc == urlsplit(target.base_url).netloc:
-            request = build(provider, target, {}, "GET", url, {}, {}, None)
-            headers = request.headers
-            url = str(URL(url).update_query(request.query)) if request.query else url
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self.session(provider).get(url, headers=headers, timeout=timeout, max_redirects=MAX_FETCH_REDIRECTS) as resp:
-                if resp.status != 200:
-                    raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
-                return await _read_capped(resp, max_bytes)
+            for _ in range(MAX_FETCH_REDIRECTS + 1):
+                headers: dict[str, str] = {}
+                if urlsplit(url).netloc == urlsplit(target.base_url).netloc:  # credentials only to the provider itself
+                    request = build(provider, target, {}, "GET", url, {}, {}, None)
+                    headers = request.headers
+                    url = str(URL(url).update_query(request.query)) if request.query else url
+                async with self.session(provider).get(url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
+                        url = str(URL(url).join(URL(resp.headers["location"])))
+                        if not output_url_allowed(provider, target, url):
+                            raise errormap.make("upstream_malformed", f"{provider.name} redirected an output to an untrusted host.")
+                        continue
+                    if resp.status != 200:
+                        raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
+                    return await _read_capped(resp, max_bytes)
+            raise errormap.make("upstream_malformed", f"{provider.name} redirected an output too many times.")
         except asyncio.TimeoutError:
             raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None
         except aiohttp.ClientError as exc:

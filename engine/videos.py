@@ -194,7 +194,6 @@ async def _one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, 
             raise errormap.make("upstream_malformed", f"{provider.name} answered the job submission with no JSON.")
         saved = reply.json
         await _record_submitted(rt, job_id, provider.id, route.model_for("video"), index, saved)
-        await rt.jobs.update(job_id, status="in_progress")
     return await _finish_one(rt, job_id, route, target, op, ctx, n, saved)
 
 
@@ -206,7 +205,8 @@ async def _finish_one(rt: Runtime, job_id: str, route: Route, target: upstream.T
         async def progress(value: float | None) -> None:
             if value is not None:
                 await rt.jobs.update(job_id, status="in_progress", progress=max(0, min(99, int(value))))
-        body = await follow(rt.transport, provider, op.job, target, ctx, saved, rt.background, progress)
+        body = await follow(rt.transport, provider, op.job, target, ctx, saved, rt.background, progress,
+                            cancel_upstream=lambda: job_id in rt.deleting)
     files = []
     for out in extract.outputs(op, body)[:n]:
         if out.data is not None:
@@ -225,12 +225,14 @@ async def _finish_one(rt: Runtime, job_id: str, route: Route, target: upstream.T
 
 
 async def _record_submitted(rt: Runtime, job_id: str, provider_id: str, upstream_model: str, index: int, reply: Any) -> None:
-    job = await rt.jobs.get(job_id)
-    upstream_state = (job or {}).get("upstream") or {}
-    if upstream_state.get("provider") != provider_id:
-        upstream_state = {"provider": provider_id, "submitted": {}}
-    upstream_state["submitted"][str(index)] = reply
-    await rt.jobs.update(job_id, upstream=upstream_state, provider=provider_id, executed_model=upstream_model)
+    """Add one batch's upstream job to the row in one locked step (batches of a fan-out record concurrently)."""
+    def add(doc: dict[str, Any]) -> dict[str, Any]:
+        state = doc.get("upstream") or {}
+        if state.get("provider") != provider_id:
+            state = {"provider": provider_id, "submitted": {}}
+        state["submitted"][str(index)] = reply
+        return {**doc, "upstream": state, "provider": provider_id, "executed_model": upstream_model, "status": "in_progress"}
+    await rt.jobs.mutate(job_id, add)
 
 
 async def _finish_completed(rt: Runtime, job_id: str, model: Model, req: Canonical, route: Route,
@@ -275,11 +277,14 @@ async def page(rt: Runtime, after: str | None, limit: int, order: str) -> dict[s
 
 async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:
     """Cancel a running job (upstream too, where the provider allows) and delete the video."""
-    job = await get(rt, job_id)
+    await get(rt, job_id)
     task = rt.video_tasks.get(job_id)
     if task is not None and not task.done():
-        task.cancel()  # the job protocol's cancel step runs on the way out
+        rt.deleting.add(job_id)  # so the job protocol's cancel step runs on the way out (a shutdown does not)
+        task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        rt.deleting.discard(job_id)
+    job = await get(rt, job_id)  # read again: the runner may have written outputs meanwhile
     for f in job.get("outputs", []):
         rt.videos_media.remove(f["name"])
     await rt.jobs.delete(job_id)

@@ -32,7 +32,16 @@ def new_secret() -> str:
 
 
 def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.split("_", 1)[1] if secret.startswith("whsec_") else secret)
+    return base64.b64decode(secret.split("_", 1)[1] if secret.startswith("whsec_") else secret, validate=True)
+
+
+def check_secret(secret: str) -> None:
+    """Refuse at start-up a secret no receiver could verify against (not whsec_ + base64)."""
+    try:
+        if not secret.startswith("whsec_") or len(_key(secret)) < 16:
+            raise ValueError
+    except ValueError:
+        raise ValueError("MEDIAGATE_WEBHOOK_SECRET must be whsec_ followed by base64 of at least 16 bytes") from None
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
