@@ -15,6 +15,7 @@ from engine.catalog import Route
 from engine.errors import UpstreamError
 from engine.extract import RawOutput
 from engine.runtime import Runtime
+from engine.provider import Operation, Provider
 from engine.upstream import Target
 
 T = TypeVar("T")
@@ -25,16 +26,21 @@ def batches(n: int, native_max: int) -> list[int]:
     return [native_max] * full + ([rest] if rest else [])
 
 
-async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int) -> list[RawOutput]:
-    provider = route.provider
-    op = route.operation(req.operation)
-    ctx = context.build(req, route, n)
+async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> Any:
+    """Send the operation's request; its JSON reply, or the provider's error normalized."""
     reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
     if reply.json is None:
         raise errormap.make("upstream_malformed", f"{provider.name} answered {reply.status} with a body that is not JSON.")
-    body = reply.json
+    return reply.json
+
+
+async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int) -> list[RawOutput]:
+    provider = route.provider
+    op = route.operation(req.operation)
+    ctx = context.build(req, route, n)
+    body = await submit(rt, provider, op, ctx, target)
     if op.job is not None:
         body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
     outputs = extract.outputs(op, body)

@@ -141,6 +141,14 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     return request
 
 
+def _transport_error(provider: Provider, exc: BaseException, timed_out: str) -> UpstreamError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return errormap.make("upstream_timeout", f"{provider.name} {timed_out}.")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.")
+    return errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).")
+
+
 def same_origin_or(url: str, base_url: str, host_patterns: Any) -> bool:
     """`url` is on `base_url`'s host (and scheme), or https on a host matching one of the patterns."""
     u, base = urlsplit(url), urlsplit(base_url)
@@ -180,15 +188,9 @@ class Transport:
             body = {"data": req.form()} if req.multipart else {"json": req.json}
             async with self.session(provider).request(
                     req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout, **body) as resp:
-                body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-                return UpstreamReply(resp.status, headers, body, _parse_json(body))
-        except asyncio.TimeoutError:
-            raise errormap.make("upstream_timeout", f"{provider.name} did not answer within {provider.timeout_s:g} s.") from None
-        except aiohttp.ClientPayloadError:
-            raise errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.") from None
-        except aiohttp.ClientError as exc:
-            raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
+                return await read_reply(resp)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(provider, exc, f"did not answer within {provider.timeout_s:g} s") from None
 
     @contextlib.asynccontextmanager
     async def stream(self, provider: Provider, req: UpstreamRequest) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -199,12 +201,8 @@ class Transport:
             async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
                                                       json=req.json, timeout=timeout) as resp:
                 yield resp
-        except asyncio.TimeoutError:
-            raise errormap.make("upstream_timeout", f"{provider.name} stopped answering.") from None
-        except aiohttp.ClientPayloadError:
-            raise errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.") from None
-        except aiohttp.ClientError as exc:
-            raise errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).") from None
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(provider, exc, "stopped answering") from None
 
     async def fetch(self, provider: Provider, target: Target, url: str, max_bytes: int = MAX_FETCH_BYTES,
                     timeout_s: float = FETCH_TIMEOUT_S) -> bytes:

@@ -187,12 +187,7 @@ async def _one(rt: Runtime, job_id: str, route: Route, target: upstream.Target, 
             log.warning("video job %s: the recorded upstream job is gone (%s); submitting again", job_id, err.code)
             saved = None
     if saved is None:
-        reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
-        if not 200 <= reply.status < 300:
-            raise upstream.reply_error(provider, reply)
-        if reply.json is None:
-            raise errormap.make("upstream_malformed", f"{provider.name} answered the job submission with no JSON.")
-        saved = reply.json
+        saved = await fanout.submit(rt, provider, op, ctx, target)
         await _record_submitted(rt, job_id, provider.id, route.model_for("video"), index, saved)
     return await _finish_one(rt, job_id, route, target, op, ctx, n, saved)
 
