@@ -15,11 +15,12 @@ import secrets
 import time
 from typing import Any
 
-from engine import context, errormap, extract, fanout, pricing, routing, upstream, webhooks
+from engine import context, errormap, extract, fanout, inputs, pricing, routing, safefetch, upstream, webhooks
 from engine.canonical import Canonical
 from engine.catalog import Model, Route
 from engine.errors import GatewayError, UpstreamError, invalid_request, not_found
 from engine.inputs import InputImage
+from engine.pipeline import prepare
 from engine.polling import follow
 from engine.runtime import Runtime
 
@@ -59,7 +60,6 @@ def _num(x: float | None) -> str | None:
 
 
 async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bool) -> tuple[int, dict[str, Any]]:
-    from engine.pipeline import prepare  # the same resolve/validate/normalize as images
     if isinstance(body, dict) and isinstance(body.get("idempotency_key"), str):
         existing = await rt.jobs.by_idempotency_key(body["idempotency_key"])
         if existing is not None:
@@ -69,12 +69,10 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
         raise invalid_request(f"Model '{model.id}' does not make videos.", "model", "unsupported_model")
     images: tuple[InputImage, ...] = ()
     if input_reference is not None:
-        from engine import inputs
         loaded, _ = await inputs.load([input_reference], None, 1, rt.fetch_policy)
         images = tuple(loaded)
     req = model.canonical(req.body, "video", images=images)
     if body.get("webhook_url"):
-        from engine import safefetch
         safefetch.check(body["webhook_url"], rt.fetch_policy, "webhook_url")
     now = int(time.time())
     job = {"id": "video_" + secrets.token_hex(16), "object": "video", "model": model.id, "status": "queued", "progress": 0,
@@ -111,8 +109,7 @@ def _canonical(rt: Runtime, job: dict[str, Any]) -> tuple[Model, Canonical]:
 
 
 def _image(b64: str) -> InputImage:
-    from engine.inputs import decode
-    return decode(base64.b64decode(b64), "input_reference")
+    return inputs.decode(base64.b64decode(b64), "input_reference")
 
 
 async def _run(rt: Runtime, job_id: str) -> None:
