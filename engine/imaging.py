@@ -23,6 +23,8 @@ MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "i
 EXT = {"png": "png", "jpeg": "jpg", "gif": "gif", "webp": "webp", "avif": "avif"}
 MIME_BY_EXT = {EXT[f]: MIME[f] for f in MIME}
 _SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
+WEBP_METHOD = 0                    # libwebp effort: 0 encodes a 1024x1024 image in about a third of method 4's time
+                                   # for files about 10% larger (bench/RESULTS.md, webp_1024)
 DEFAULT_QUALITY = {"jpeg": 90, "webp": 90, "avif": 75}
 
 
@@ -79,7 +81,7 @@ def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, In
             if fmt == "png":
                 kwargs["compress_level"] = 6
             if fmt == "webp":
-                kwargs["method"] = 4
+                kwargs["method"] = WEBP_METHOD
             if fmt == "avif":
                 kwargs["speed"] = 8
             out.save(buf, _SAVE_AS[fmt], **kwargs)

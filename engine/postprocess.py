@@ -60,11 +60,11 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
                                     f"AVIF is limited to {imaging.AVIF_MAX_SIDE_PX} pixels on the longest side"))
         if target != info.format or req.reencode:
             source = data if data is not None else b64 or ""
-            try:
-                data, info = await asyncio.to_thread(imaging.convert, source, target, req.output_compression)
+            want_b64 = req.response_format == "b64_json"
+            try:  # convert and encode in one trip to the worker pool: a second hop would queue behind other conversions
+                data, info, b64 = await asyncio.to_thread(_convert, source, target, req.output_compression, want_b64)
             except ImageError:
                 raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None
-            b64 = None
     item: dict[str, Any] = {}
     if req.response_format == "b64_json":
         item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
@@ -76,6 +76,11 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     if out.revised_prompt:
         item["revised_prompt"] = out.revised_prompt
     return Delivered(item, info), notes
+
+
+def _convert(source: bytes | str, fmt: str, quality: int | None, want_b64: bool) -> tuple[bytes, Info, str | None]:
+    data, info = imaging.convert(source, fmt, quality)
+    return data, info, (_b64(data) if want_b64 else None)
 
 
 def _b64(data: bytes) -> str:
