@@ -20,7 +20,7 @@ from engine.errors import invalid_request
 K_TIER_SIDE_PX = 1024                  # "1K" is a 1024-pixel side; "1" megapixel tier is the same area
 MAX_SIDE_PX = 65536                    # any requested side above this is nonsense, not a shape
 MIN_SIDE_TIER_PX = 64                  # a bare tier number this large is a side in pixels, smaller ones megapixels
-RATIO_TABLE_TOLERANCE = 0.08           # log distance a dimensions-table entry may have from its ratio label (Imagen's 4:3 is 1280x896)
+RATIO_TABLE_TOLERANCE = 0.08           # log distance a dimensions-table entry may have from its ratio label (some models' 4:3 is 1280x896)
 _SIZE_RE = re.compile(r"^\s*([1-9][0-9]{0,5})\s*[xX]\s*([1-9][0-9]{0,5})\s*$")
 _RATIO_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*$")
 _TIER_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kK]|[pP])?\s*$")
@@ -201,7 +201,7 @@ def tier_pixels(label: str) -> float:
         return v * v * 16 / 9
     if m.group(2):
         return (v * K_TIER_SIDE_PX) ** 2
-    if v >= MIN_SIDE_TIER_PX:  # "512" names a side in pixels (Gemini's 0.5K tier), not 512 megapixels
+    if v >= MIN_SIDE_TIER_PX:  # "512" names a side in pixels (a 0.5K tier on some wires), not 512 megapixels
         return v * v
     return v * K_TIER_SIDE_PX * K_TIER_SIDE_PX
 
