@@ -82,14 +82,14 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
     for route in routing.order(model, forced, health=rt.health):
+        started = time.monotonic()
         target = rt.target(route.provider, force_sandbox)
         if target is None:
-            err = errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured (no credentials).")
-            attempts.append({"provider": route.provider.id, "error": {"code": err.code, "message": err.message}})
+            err = routing.not_configured(route)
+            attempts.append(routing.attempt(route, "chat", started, err))
             errors.append(err)
             continue
         op = route.operation("chat")
-        started = time.monotonic()
         try:
             target = await rt.authorize(route.provider, target)
             request = upstream.render(route.provider, op, _ctx(model, route, body), target)
@@ -105,8 +105,7 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
             if not isinstance(reply.json, dict):
                 raise errormap.make("upstream_malformed", f"{route.provider.name} sent a reply that is not a JSON object.")
         except UpstreamError as err:
-            attempts.append({"provider": route.provider.id, "error": {"code": err.code, "message": err.message},
-                             "latency_ms": round((time.monotonic() - started) * 1000, 1)})
+            attempts.append(routing.attempt(route, "chat", started, err, target.sandbox))
             errors.append(err)
             rt.health.record(route.provider.id, ok=not err.retryable)
             if not err.retryable:

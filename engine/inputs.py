@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engine import imaging, safefetch
@@ -33,11 +34,16 @@ class InputImage:
     def mime(self) -> str:
         return imaging.MIME[self.format]
 
-    def as_context(self) -> dict[str, Any]:
+    @cached_property
+    def _context(self) -> dict[str, Any]:
         b64 = base64.b64encode(self.data).decode("ascii")
         return {"bytes": self.data, "b64": b64, "mime": self.mime, "data_url": f"data:{self.mime};base64,{b64}",
                 "width": self.width, "height": self.height, "format": self.format,
                 "filename": f"image.{imaging.EXT[self.format]}"}
+
+    def as_context(self) -> dict[str, Any]:
+        """Built once per image (base64 included), however many routes and batches render it."""
+        return self._context
 
 
 def _invalid_image(param: str, why: str) -> GatewayError:

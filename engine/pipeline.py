@@ -25,21 +25,6 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _attempt(provider: str, upstream_model: str, started: float, error: UpstreamError | None = None,
-             sandbox: bool = False, cooling: bool = False) -> dict[str, Any]:
-    a: dict[str, Any] = {"provider": provider, "upstream_model": upstream_model,
-                         "outcome": "ok" if error is None else error.code,
-                         "latency_ms": round((time.monotonic() - started) * 1000, 1)}
-    if sandbox:
-        a["sandbox"] = True
-    if cooling:
-        a["cooldown"] = True  # tried last: the provider had failed repeatedly just before
-    if error is not None:
-        a["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable,
-                      **({"upstream_status": error.status} if error.status else {})}
-    return a
-
-
 def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model, str | None, Canonical]:
     """Resolve the model, validate against its compiled schema and normalize: shared by calls and dry runs."""
     if not isinstance(body, dict):
@@ -110,8 +95,8 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
         cooling = rt.health.cooling(route.provider.id)
         target = rt.target(route.provider, force_sandbox)
         if target is None:
-            err = errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured (no credentials).")
-            attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, err))
+            err = routing.not_configured(route)
+            attempts.append(routing.attempt(route, req.operation, started, err))
             errors.append(err)
             continue
         try:
@@ -119,13 +104,13 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             outputs = await fanout.run(rt, req, route, target)
             delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
         except UpstreamError as err:
-            attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, err, target.sandbox, cooling))
+            attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling))
             errors.append(err)
             rt.health.record(route.provider.id, ok=not err.retryable)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue
-        attempts.append(_attempt(route.provider.id, route.model_for(req.operation), started, None, target.sandbox, cooling))
+        attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling))
         rt.health.record(route.provider.id, ok=True)
         first = delivered[0].info
         cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),

@@ -136,12 +136,12 @@ async def _attempt_routes(rt: Runtime, job: dict[str, Any], model: Model, req: C
     if resume.get("provider"):  # a restart: the job's own route first, so its upstream jobs are resumed
         routes = sorted(routes, key=lambda r: r.provider.id != resume["provider"])
     for route in routes:
+        started = time.monotonic()
         target = rt.target(route.provider, job.get("sandbox", False))
         if target is None:
-            errors.append(errormap.make("upstream_auth_failed", f"{route.provider.name} is not configured."))
-            attempts.append({"provider": route.provider.id, "outcome": "upstream_auth_failed"})
+            errors.append(routing.not_configured(route))
+            attempts.append(routing.attempt(route, "video", started, errors[-1]))
             continue
-        started = time.monotonic()
         try:
             target = await rt.authorize(route.provider, target)
             saved = resume.get("submitted", {}) if resume.get("provider") == route.provider.id else {}
@@ -150,8 +150,7 @@ async def _attempt_routes(rt: Runtime, job: dict[str, Any], model: Model, req: C
                 for i, k in enumerate(fanout.batches(req.n, route.native_n))])
         except UpstreamError as err:
             errors.append(err)
-            attempts.append({"provider": route.provider.id, "outcome": err.code, "error": {"code": err.code, "message": err.message},
-                             "latency_ms": round((time.monotonic() - started) * 1000, 1)})
+            attempts.append(routing.attempt(route, "video", started, err, target.sandbox))
             rt.health.record(route.provider.id, ok=not err.retryable)
             await rt.jobs.update(job["id"], attempts=attempts, upstream={})
             resume = {}
@@ -161,7 +160,7 @@ async def _attempt_routes(rt: Runtime, job: dict[str, Any], model: Model, req: C
                 return
             continue
         rt.health.record(route.provider.id, ok=True)
-        attempts.append({"provider": route.provider.id, "outcome": "ok", "latency_ms": round((time.monotonic() - started) * 1000, 1)})
+        attempts.append(routing.attempt(route, "video", started, None, target.sandbox))
         await _finish_completed(rt, job["id"], model, req, route, [o for batch in outputs for o in batch], attempts)
         return
     err = errormap.exhausted([a for a in attempts if "error" in a], errors)
