@@ -23,6 +23,7 @@ from .openai_models import (
     int_in_range,
     invalid_value,
     lookup,
+    raise_server_fault,
     resolve_size,
 )
 from .state import JSON_BODY, LOG_ENTRY, get_state
@@ -187,16 +188,7 @@ def _fault_response(request: web.Request, kind: str, spec: ModelSpec) -> web.Res
         return faults.malformed_response({"created": int(time.time()), "data": [{"b64_json": _TINY_B64 * 8}]})
     if kind == "noimage":
         return web.json_response({"created": int(time.time()), "data": []})
-    if kind == "429":
-        raise OpenAIError(429, f"Rate limit reached for {spec.name} in organization org-sandbox on images per minute "
-                          "(IPM): Limit 5, Used 5, Requested 1. Please try again in 1s. Visit "
-                          "https://platform.openai.com/account/rate-limits to learn more.", type_="requests",
-                          code="rate_limit_exceeded", headers={"retry-after": "1", "retry-after-ms": "1000"})
-    if kind == "500":
-        raise OpenAIError(500, "The server had an error while processing your request. Sorry about that!",
-                          type_="server_error")
-    if kind == "503":
-        raise OpenAIError(503, "The engine is currently overloaded, please try again later.", type_="server_error")
+    raise_server_fault(kind, spec.name, "images per minute (IPM): Limit 5, Used 5")
     if spec.family == "gpt-image":  # safety, prompt-blocked
         raise OpenAIError(400, "Your request was rejected by the safety system. If you believe this is an error, "
                           f"contact us at help.openai.com and include the request ID {secrets.token_hex(16)}. "

@@ -103,6 +103,21 @@ def lookup(model: Any, body: dict[str, Any]) -> ModelSpec:
     return generic_spec(model)
 
 
+def raise_server_fault(kind: str, model: str, limit: str) -> None:
+    """OpenAI's own bodies for the faults every endpoint shares (429, 500, 503); other kinds return.
+
+    `limit` names the rate limit in OpenAI's wording, e.g. "images per minute (IPM): Limit 5, Used 5"."""
+    if kind == "429":
+        raise OpenAIError(429, f"Rate limit reached for {model} in organization org-sandbox on {limit}, Requested 1. "
+                          "Please try again in 1s. Visit https://platform.openai.com/account/rate-limits to learn more.",
+                          type_="requests", code="rate_limit_exceeded", headers={"retry-after": "1", "retry-after-ms": "1000"})
+    if kind == "500":
+        raise OpenAIError(500, "The server had an error while processing your request. Sorry about that!",
+                          type_="server_error")
+    if kind == "503":
+        raise OpenAIError(503, "The engine is currently overloaded, please try again later.", type_="server_error")
+
+
 def _choices(values: tuple[str, ...]) -> str:
     quoted = [f"'{v}'" for v in values]
     return ", ".join(quoted) if len(quoted) < 2 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"

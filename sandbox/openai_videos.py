@@ -40,7 +40,7 @@ from aiohttp import BodyPartReader, web
 from . import faults, jobs, render, video
 from .jobs import Job
 from .openai_images import check_auth
-from .openai_models import OpenAIError, invalid_value, parse_wxh
+from .openai_models import OpenAIError, invalid_value, parse_wxh, raise_server_fault
 from .state import JSON_BODY, LOG_ENTRY, get_state
 
 PREFIX = "/openai/v1/videos"
@@ -230,16 +230,7 @@ def _fault_response(request: web.Request, kind: str, model: str) -> web.Response
     if kind == "malformed":
         return faults.malformed_response({"id": f"video_{secrets.token_hex(24)}", "object": "video",
                                           "status": "queued", "progress": 0, "prompt": "x" * 200})
-    if kind == "429":
-        raise OpenAIError(429, f"Rate limit reached for {model} in organization org-sandbox on requests per minute "
-                          "(RPM): Limit 2, Used 2, Requested 1. Please try again in 30s. Visit "
-                          "https://platform.openai.com/account/rate-limits to learn more.", type_="requests",
-                          code="rate_limit_exceeded", headers={"retry-after": "1", "retry-after-ms": "1000"})
-    if kind == "500":
-        raise OpenAIError(500, "The server had an error while processing your request. Sorry about that!",
-                          type_="server_error")
-    if kind == "503":
-        raise OpenAIError(503, "The engine is currently overloaded, please try again later.", type_="server_error")
+    raise_server_fault(kind, model, "requests per minute (RPM): Limit 2, Used 2")
     # prompt-blocked: refused before a job exists. UNVERIFIED wording.
     raise OpenAIError(400, "Your request was blocked by our moderation system.", code="moderation_blocked")
 
