@@ -32,7 +32,6 @@ class Canonical:
     body: Mapping[str, Any]
     prompt: str = ""
     n: int = 1
-    native_n: int = 1
     shape: Shape = Shape(None, None, None, None)
     thinking: str | None = None
     enhance_prompt: str | None = None

@@ -18,9 +18,9 @@ LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
 
 @operation("limits", default={})
 def limits(arg: dict[str, Any], req: Canonical) -> Canonical:
-    """Prompt and count; the schema already bounds them, this fixes the native batch size."""
+    """Prompt and count (the schema already bounds them; each route knows its own native batch size)."""
     body = req.body
-    return req.with_(prompt=body.get("prompt", ""), n=int(body.get("n", 1)), native_n=int(arg.get("n", 1)))
+    return req.with_(prompt=body.get("prompt", ""), n=int(body.get("n", 1)))
 
 
 @operation("shape", default={"bounds": {}, "default": {"size": "1024x1024"}}, compile=shapes.ShapeSpec.from_spec)
