@@ -279,7 +279,7 @@ def markdown(r: dict[str, Any]) -> str:
           "`litellm --config litellm_config.yaml --host 127.0.0.1 --port P --num_workers 1` with environment "
           f"`{ll.get('env')}`. The proxy refuses to start without a master key, so both gateways get the same "
           "bearer key (mediagate via `MEDIAGATE_API_KEYS`).", "", "```yaml", (ll.get("config") or "").rstrip(), "```",
-          "", "mediagate: `python -m engine.cli serve --host 127.0.0.1 --port P` (the `mediagate serve` entry point) with `MEDIAGATE_SANDBOX=off`, "
+          "", "mediagate: `python -m mediagate.cli serve --host 127.0.0.1 --port P` (the `mediagate serve` entry point) with `MEDIAGATE_SANDBOX=off`, "
           "`OPENAI_BASE_URL=<sim>/openai/v1`, `OPENAI_API_KEY=bench`, `FAL_QUEUE_URL=<sim>/fal/queue`, `FAL_KEY=bench`, "
           "`GEMINI_BASE_URL=<sim>/gemini`, `GEMINI_API_KEY=bench`, `MEDIAGATE_MEDIA_DIR=<tmp>`, "
           "`MEDIAGATE_RELOAD_SECONDS=0`, `MEDIAGATE_API_KEYS=<key>` (its default INFO log: one JSON line per request, "

@@ -116,10 +116,10 @@ class Bench:
                "GEMINI_BASE_URL": f"{self.sim_url}/gemini", "GEMINI_API_KEY": "bench",
                "MEDIAGATE_MEDIA_DIR": str(media), "MEDIAGATE_RELOAD_SECONDS": "0",
                "MEDIAGATE_API_KEYS": self.key}
-        # `python -m engine.cli serve` is exactly what the `mediagate serve` console script runs; started this way
+        # `python -m mediagate.cli serve` is exactly what the `mediagate serve` console script runs; started this way
         # the process does not match a `pkill -f "mediagate serve"` someone else may run on a shared machine
         # (during development a gateway under test was twice killed by an outside SIGTERM).
-        argv = [self.python, "-m", "engine.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [self.python, "-m", "mediagate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
         srv = procs.Server("mediagate", argv, env, self.tmp / "mediagate.log", f"http://127.0.0.1:{port}/healthz",
                            cpus=self.gw_cpus, cwd=str(ROOT))
         srv.port = port  # type: ignore[attr-defined]

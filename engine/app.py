@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from engine import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
-from engine.catalog import Catalog
-from engine.config import Settings
-from engine.errors import GatewayError
-from engine.media import MEDIA_ROUTE, MediaStore
-from engine.runtime import Runtime
+from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
+from mediagate.catalog import Catalog
+from mediagate.config import Settings
+from mediagate.errors import GatewayError
+from mediagate.media import MEDIA_ROUTE, MediaStore
+from mediagate.runtime import Runtime
 
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
@@ -343,7 +343,7 @@ async def metrics(request: Request, rt: Runtime) -> Response:
 
 @endpoint("openapi", authenticated=False)
 async def openapi(request: Request, rt: Runtime) -> Response:
-    from engine.openapi import document
+    from mediagate.openapi import document
     return _json(document(rt.catalog))
 
 

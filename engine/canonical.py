@@ -1,7 +1,7 @@
 """The canonical request: what the caller asked for, resolved against one model.
 
-Built once per request by folding the registered operations (engine.normalize) over the validated body;
-route templates then read it through a small documented context (engine.context). It is immutable:
+Built once per request by folding the registered operations (mediagate.normalize) over the validated body;
+route templates then read it through a small documented context (mediagate.context). It is immutable:
 each operation returns a new one, and every value changed on the caller's behalf is in `adjustments`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from engine.shape import Shape, adjustment  # noqa: F401  (re-exported for operations)
+from mediagate.shape import Shape, adjustment  # noqa: F401  (re-exported for operations)
 
 MAX_N = 10  # images per request (OpenAI's bound); beyond a model's native maximum they are fanned out
 
@@ -43,7 +43,7 @@ class Canonical:
     upstream_format: str | None = None        # what the provider is asked for
     upstream_compression: int | None = None
     reencode: bool = False                    # compression must be applied by the gateway
-    images: tuple[Any, ...] = ()              # edit inputs (engine.inputs.InputImage), first one first
+    images: tuple[Any, ...] = ()              # edit inputs (mediagate.inputs.InputImage), first one first
     mask: Any = None
     implicit_size: str | None = None          # an edit's input size: the shape when the caller gave none
     seconds: float | None = None              # video length

@@ -7,9 +7,11 @@ shape tables), so the request path only evaluates.
 
 from __future__ import annotations
 
-import json
-import os
 import dataclasses
+import importlib.resources
+import json
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -17,20 +19,19 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
-from engine import context, normalize  # noqa: F401  (normalize registers the operations)
-from engine.canonical import Canonical
-from engine.errors import model_not_found
-from engine.inputs import DEFAULT_INPUT_IMAGES, InputImage
-from engine.operations import apply_all, compile_keywords
-from engine.paths import PathError
-from engine.provider import Operation, Provider, compile_provider
-from engine.request_schema import RequestValidator, build
-from engine.shape import ShapeSpec
-from engine.templates import Renderer, TemplateError, compile_value
+from mediagate import context, normalize  # noqa: F401  (normalize registers the operations)
+from mediagate.canonical import Canonical
+from mediagate.errors import model_not_found
+from mediagate.inputs import DEFAULT_INPUT_IMAGES, InputImage
+from mediagate.operations import apply_all, compile_keywords
+from mediagate.paths import PathError
+from mediagate.provider import Operation, Provider, compile_provider
+from mediagate.request_schema import RequestValidator, build
+from mediagate.shape import ShapeSpec
+from mediagate.templates import Renderer, TemplateError, compile_value
 
-ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("mediagate")
 PRICING_FACTS = frozenset({"resolution", "size", "aspect_ratio", "thinking", "output_format"})
-SCHEMA_DIR = ROOT / "schemas"
 MAX_SPEC_FILE_BYTES = 1024 * 1024
 MAX_NAME_ECHO_CHARS = 100       # an unknown model name is quoted back at most this long
 
@@ -136,29 +137,70 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def default_spec_dirs() -> list[Path]:
-    env = os.environ.get("MEDIAGATE_SPEC_DIRS")
-    if env:
-        return [Path(p) for p in env.split(os.pathsep) if p]
-    return [ROOT]
+def _shipped(kind: str, checkout_dir: str) -> Path:
+    """A directory of the specs and schemas shipped with the package: package data in an installed wheel
+    (`mediagate/specs/<kind>`), the repository's own directory in a source checkout."""
+    packaged = importlib.resources.files("mediagate").joinpath("specs", kind)
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / checkout_dir
 
 
-def spec_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """Model and provider files under each path (a root holding models.d/ and providers.d/, one of them, or files)."""
+SHIPPED_MODELS = _shipped("models", "models.d")
+SHIPPED_PROVIDERS = _shipped("providers", "providers.d")
+SCHEMA_DIR = _shipped("schemas", "schemas")
+
+
+def shipped_root() -> list[Path]:
+    """The shipped specs as one spec root (its models and providers directories)."""
+    return [SHIPPED_MODELS, SHIPPED_PROVIDERS]
+
+
+def default_spec_dirs(extra: Iterable[Path] = (), env: Mapping[str, str] | None = None) -> list[Path | list[Path]]:
+    """The roots a serving gateway loads, in override order: the shipped specs (unless
+    MEDIAGATE_SHIPPED_SPECS=off), then MEDIAGATE_SPEC_DIRS, then `extra` (--specs); a later root's model or
+    provider replaces an earlier one with the same id."""
+    env = os.environ if env is None else env
+    roots: list[Path | list[Path]] = []
+    if env.get("MEDIAGATE_SHIPPED_SPECS", "on").lower() not in ("off", "0", "false", "no"):
+        roots.append(shipped_root())
+    roots += [Path(p) for p in env.get("MEDIAGATE_SPEC_DIRS", "").split(os.pathsep) if p]
+    roots += [Path(p) for p in extra]
+    return roots
+
+
+def _root_files(p: Path | list[Path]) -> tuple[list[Path], list[Path]]:
+    """Model and provider files under one root: a directory holding models.d/ and providers.d/, one of them,
+    a file, or a list of those taken together."""
     models: list[Path] = []
     providers: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_file():
-            (providers if p.parent.name == "providers.d" else models).append(p)
-            continue
-        if (p / "models.d").is_dir() or (p / "providers.d").is_dir():
-            models += sorted((p / "models.d").glob("*.y*ml")) if (p / "models.d").is_dir() else []
-            providers += sorted((p / "providers.d").glob("*.y*ml")) if (p / "providers.d").is_dir() else []
-        elif p.name == "providers.d":
-            providers += sorted(p.glob("*.y*ml"))
-        elif p.is_dir():
-            models += sorted(p.glob("*.y*ml"))
+    if isinstance(p, list):
+        for q in p:
+            m, pr = _root_files(q)
+            models += m
+            providers += pr
+        return models, providers
+    p = Path(p)
+    if p.is_file():
+        (providers if p.parent.name in ("providers.d", "providers") else models).append(p)
+    elif (p / "models.d").is_dir() or (p / "providers.d").is_dir():
+        models += sorted((p / "models.d").glob("*.y*ml")) if (p / "models.d").is_dir() else []
+        providers += sorted((p / "providers.d").glob("*.y*ml")) if (p / "providers.d").is_dir() else []
+    elif p.name == "providers.d" or p == SHIPPED_PROVIDERS:
+        providers += sorted(p.glob("*.y*ml"))
+    elif p.is_dir():
+        models += sorted(p.glob("*.y*ml"))
+    return models, providers
+
+
+def spec_files(paths: Iterable[Path | list[Path]]) -> tuple[list[Path], list[Path]]:
+    """Every model and provider file under the roots, in root order."""
+    models: list[Path] = []
+    providers: list[Path] = []
+    for root in paths:
+        m, p = _root_files(root)
+        models += m
+        providers += p
     return models, providers
 
 
@@ -201,27 +243,39 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
 
 # ------------------------------------------------------------------ compile
 
-def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
-    """The catalog for these spec paths, or SpecErrors listing every problem."""
+def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+    """The catalog for these spec roots (default: `default_spec_dirs()`), or SpecErrors listing every problem.
+
+    Ids are unique within a root; a later root's model or provider with an id an earlier root used
+    replaces it, with one log line per override."""
     env = os.environ if env is None else env
-    model_files, provider_files = spec_files(paths if paths is not None else default_spec_dirs())
+    roots = list(paths) if paths is not None else default_spec_dirs(env=env)
+    per_root = [_root_files(r) for r in roots]
+    model_files = [f for m, _ in per_root for f in m]
+    provider_files = [f for _, pr in per_root for f in pr]
     problems: list[str] = []
     if not model_files:
         problems.append("models.d: $: no model files found")
     mv, pv = _validator("model.schema.json"), _validator("provider.schema.json")
 
     raw: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path in provider_files:
-        spec = _parse(path, problems)
-        if spec is None:
-            continue
-        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
-            problems.append(f"{path}: $: a provider spec is a mapping with a string id")
-            continue
-        if spec["id"] in raw:
-            problems.append(f"{path}: $.id: duplicate provider id {spec['id']!r} (also in {raw[spec['id']][0]})")
-            continue
-        raw[spec["id"]] = (path, spec)
+    raw_root: dict[str, int] = {}
+    for root_index, (_, files) in enumerate(per_root):
+        for path in files:
+            spec = _parse(path, problems)
+            if spec is None:
+                continue
+            if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+                problems.append(f"{path}: $: a provider spec is a mapping with a string id")
+                continue
+            pid = spec["id"]
+            if pid in raw and raw_root[pid] == root_index:
+                problems.append(f"{path}: $.id: duplicate provider id {pid!r} (also in {raw[pid][0]})")
+                continue
+            if pid in raw:
+                log.warning("spec override: provider %r from %s replaces %s", pid, path, raw[pid][0])
+            raw[pid] = (path, spec)
+            raw_root[pid] = root_index
     providers: dict[str, Provider] = {}
     for pid, (path, spec) in raw.items():
         merged = _extended(pid, raw, f"{path}", problems)
@@ -236,12 +290,24 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
         except (TemplateError, PathError) as exc:
             problems.append(f"{path}: {exc}")
 
+    specs: dict[str, tuple[Path, dict[str, Any]]] = {}
+    spec_root: dict[str, int] = {}
+    for root_index, (files, _) in enumerate(per_root):
+        for path in files:
+            spec = _read(path, mv, problems)
+            if spec is None:
+                continue
+            mid = spec["id"]
+            if mid in specs and spec_root[mid] == root_index:
+                problems.append(f"{path}: $.id: {mid!r} is already used by {specs[mid][0]}")
+                continue
+            if mid in specs:
+                log.warning("spec override: model %r from %s replaces %s", mid, path, specs[mid][0])
+            specs[mid] = (path, spec)
+            spec_root[mid] = root_index
     models: dict[str, Model] = {}
     names: dict[str, Model] = {}
-    for path in model_files:
-        spec = _read(path, mv, problems)
-        if spec is None:
-            continue
+    for path, spec in specs.values():
         model = _compile_model(spec, str(path), providers, problems)
         if model is None:
             continue
@@ -255,7 +321,8 @@ def load(paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = No
             names[n] = model
     if problems:
         raise SpecErrors(problems)
-    return Catalog(models, providers, names, [str(p) for p in model_files + provider_files])
+    used = [str(p) for p, _ in specs.values()] + [str(p) for p, _ in raw.values()]
+    return Catalog(models, providers, names, used)
 
 
 def _op_mapping(route: dict[str, Any], op: str) -> tuple[str, str | None]:
@@ -375,7 +442,7 @@ _SPEC_CHECK_IMAGE = InputImage(b"\x89PNG spec check", "png", 64, 64)
 
 def dry_render(model: Model) -> list[str]:
     """Render every route's request for the model's default request, so a template bug fails at load."""
-    from engine.upstream import Target, render
+    from mediagate.upstream import Target, render
 
     problems: list[str] = []
     for op in model.validators:

@@ -13,10 +13,10 @@ import math
 import time
 from typing import Any, AsyncIterator
 
-from engine import errormap, pricing, routing, upstream
-from engine.catalog import Model, Route
-from engine.errors import GatewayError, UpstreamError, invalid_request
-from engine.runtime import Runtime
+from mediagate import errormap, pricing, routing, upstream
+from mediagate.catalog import Model, Route
+from mediagate.errors import GatewayError, UpstreamError, invalid_request
+from mediagate.runtime import Runtime
 
 CHARS_PER_TOKEN = 4  # a dry run's input estimate: the usual rough ratio for English text
 

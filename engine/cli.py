@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from engine import catalog as catalog_mod
-from engine import context, routing, upstream
-from engine.config import Settings
-from engine.errors import GatewayError
+from mediagate import catalog as catalog_mod
+from mediagate import context, routing, upstream
+from mediagate.config import Settings
+from mediagate.errors import GatewayError
+
+
+def _roots(paths: list[str] | None) -> list[Path | list[Path]]:
+    """The shipped specs, MEDIAGATE_SPEC_DIRS, then the command line's roots (later ones override by id)."""
+    return catalog_mod.default_spec_dirs(extra=[Path(p) for p in paths or []])
 
 
 def _load(paths: list[str] | None) -> catalog_mod.Catalog:
     try:
-        return catalog_mod.load([Path(p) for p in paths] if paths else None)
+        return catalog_mod.load(_roots(paths))
     except catalog_mod.SpecErrors as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -52,8 +58,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], operation: str | None = None) -> dict[str, Any]:
     """Per route, the exact upstream request(s) the engine would send, and every adjustment."""
-    from engine import chat
-    from engine.fanout import batches
+    from mediagate import chat
+    from mediagate.fanout import batches
     model, forced = cat.resolve(model_name)
     body = {"model": model_name, **body}
     op = operation or model.spec["operations"][0]
@@ -88,7 +94,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from engine.app import create_app
+    from mediagate.app import create_app
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env()
     if args.host:
@@ -98,26 +104,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cat = _load(args.specs)
 
     async def start_sandbox() -> tuple[Any, str]:
-        from sandbox.testing import start_in_loop
+        from mediagate.sandbox.testing import start_in_loop
         return await start_in_loop(0, "127.0.0.1", 0)
 
-    app = create_app(settings, cat, start_sandbox, [Path(p) for p in args.specs] if args.specs else None)
+    app = create_app(settings, cat, start_sandbox, _roots(args.specs))
     print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
           f"listening on http://{settings.host}:{settings.port}/v1", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("mediagate")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediagate", description="OpenAI-compatible gateway for media generation models")
+    parser.add_argument("--version", action="version", version=f"mediagate {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the gateway (providers without keys run on the built-in sandbox)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--specs", nargs="*", help="spec roots (default: the checkout's models.d/ and providers.d/)")
+    p.add_argument("--specs", nargs="*", help="spec roots added on top of the shipped specs (a model or provider with a shipped id replaces it)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("validate", help="lint every spec; exit 1 on any problem")
-    p.add_argument("paths", nargs="*")
+    p.add_argument("paths", nargs="*", help="spec roots to check on top of the shipped specs")
     p.set_defaults(fn=cmd_validate)
     p = sub.add_parser("models", help="list models and their routes")
     p.add_argument("--specs", nargs="*")

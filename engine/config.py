@@ -8,10 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import platformdirs
+
 DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
+
+
+def default_state_dir() -> Path:
+    """Per-user data directory (XDG on Linux, ~/Library on macOS), never the current directory."""
+    return Path(platformdirs.user_data_dir("mediagate", appauthor=False))
 
 
 @dataclass
@@ -19,7 +26,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_keys: frozenset[str] = frozenset()      # empty: no gateway key required
-    media_dir: Path = Path("var/media")
+    media_dir: Path = field(default_factory=lambda: default_state_dir() / "media")
     media_ttl_s: int = DEFAULT_MEDIA_TTL_S
     signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     public_url: str | None = None              # base for media URLs; default: the request's own host
@@ -28,7 +35,7 @@ class Settings:
     max_body_bytes: int = MAX_JSON_BODY_BYTES
     reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
-    state_dir: Path = Path("var")              # the job store (SQLite) and the webhook secret live here
+    state_dir: Path = field(default_factory=lambda: default_state_dir())  # job store (SQLite), secrets
     webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
 
     @classmethod
@@ -38,7 +45,8 @@ class Settings:
         s.host = env.get("MEDIAGATE_HOST", s.host)
         s.port = int(env.get("MEDIAGATE_PORT", s.port))
         s.api_keys = frozenset(k.strip() for k in env.get("MEDIAGATE_API_KEYS", "").split(",") if k.strip())
-        s.media_dir = Path(env.get("MEDIAGATE_MEDIA_DIR", str(s.media_dir)))
+        s.state_dir = Path(env.get("MEDIAGATE_STATE_DIR", str(s.state_dir)))
+        s.media_dir = Path(env.get("MEDIAGATE_MEDIA_DIR", str(s.state_dir / "media")))
         s.media_ttl_s = int(env.get("MEDIAGATE_MEDIA_TTL_SECONDS", s.media_ttl_s))
         if env.get("MEDIAGATE_SIGNING_KEY"):
             s.signing_key = env["MEDIAGATE_SIGNING_KEY"].encode()
@@ -50,6 +58,5 @@ class Settings:
         s.max_body_bytes = int(env.get("MEDIAGATE_MAX_BODY_BYTES", s.max_body_bytes))
         s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
         s.fetch_allow = env.get("MEDIAGATE_FETCH_ALLOW", s.fetch_allow)
-        s.state_dir = Path(env.get("MEDIAGATE_STATE_DIR", str(s.state_dir)))
         s.webhook_secret = env.get("MEDIAGATE_WEBHOOK_SECRET") or None
         return s

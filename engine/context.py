@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.canonical import Canonical
+from mediagate.canonical import Canonical
 
 if TYPE_CHECKING:
-    from engine.catalog import Route
+    from mediagate.catalog import Route
 
 
 def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:

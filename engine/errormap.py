@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from engine.errors import GatewayError, UpstreamError
-from engine.paths import search, truthy
-from engine.provider import ErrorRule
+from mediagate.errors import GatewayError, UpstreamError
+from mediagate.paths import search, truthy
+from mediagate.provider import ErrorRule
 
 UPSTREAM_MESSAGE_MAX_CHARS = 500  # a relayed upstream message is cut here
 

@@ -59,7 +59,7 @@ def internal(message: str = "The gateway failed to process the request.") -> Gat
 class UpstreamError(Exception):
     """One failed attempt at one provider, already normalized by the provider's error rules.
 
-    `code` is a normalized code (see `engine.errormap.CODES`); `retryable` decides fallback.
+    `code` is a normalized code (see `mediagate.errormap.CODES`); `retryable` decides fallback.
     """
 
     code: str

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine import errormap
-from engine.errors import UpstreamError
-from engine.paths import search, truthy
-from engine.provider import Operation
-from engine.templates import TemplateError
+from mediagate import errormap
+from mediagate.errors import UpstreamError
+from mediagate.paths import search, truthy
+from mediagate.provider import Operation
+from mediagate.templates import TemplateError
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Coroutine, Iterator, TypeVar
 
-from engine import context, errormap, extract, polling, upstream
-from engine.canonical import Canonical
-from engine.catalog import Route
-from engine.errors import UpstreamError
-from engine.extract import RawOutput
-from engine.runtime import Runtime
-from engine.provider import Operation, Provider
-from engine.upstream import Target
+from mediagate import context, errormap, extract, polling, upstream
+from mediagate.canonical import Canonical
+from mediagate.catalog import Route
+from mediagate.errors import UpstreamError
+from mediagate.extract import RawOutput
+from mediagate.runtime import Runtime
+from mediagate.provider import Operation, Provider
+from mediagate.upstream import Target
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from engine import errors
-from engine.inputs import MAX_INPUT_IMAGE_BYTES
-from engine.runtime import Runtime
+from mediagate import errors
+from mediagate.inputs import MAX_INPUT_IMAGE_BYTES
+from mediagate.runtime import Runtime
 
 MAX_MULTIPART_BODY_BYTES = 256 * 1024 * 1024   # all parts of one edit request together
 MAX_FORM_FILES = 20                             # image parts plus the mask

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from engine import imaging, safefetch
-from engine.errors import GatewayError, invalid_request
+from mediagate import imaging, safefetch
+from mediagate.errors import GatewayError, invalid_request
 
 MAX_INPUT_IMAGE_BYTES = 50 * 1024 * 1024        # per image (OpenAI's limit for GPT image edits)
 MAX_INPUT_IMAGE_PIXELS = 8192 * 8192            # a larger input is refused before any provider sees it

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import shape as shapes
-from engine.canonical import OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS, Canonical, adjustment
-from engine.errors import invalid_request
-from engine.operations import operation
+from mediagate import shape as shapes
+from mediagate.canonical import OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS, Canonical, adjustment
+from mediagate.errors import invalid_request
+from mediagate.operations import operation
 
 LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
 

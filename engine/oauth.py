@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import jwt
 
-from engine import errormap
-from engine.provider import Provider
-from engine.templates import TemplateError
+from mediagate import errormap
+from mediagate.provider import Provider
+from mediagate.templates import TemplateError
 
 TOKEN_LIFETIME_S = 3600         # asked for in the assertion (the grant's maximum at common issuers)
 REFRESH_MARGIN_S = 300          # a cached token is renewed this long before it expires

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from engine.canonical import Canonical
+    from mediagate.canonical import Canonical
 
 Operation = Callable[[Any, "Canonical"], "Canonical"]
 

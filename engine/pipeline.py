@@ -1,8 +1,8 @@
 """One image request's way through the engine:
 
-resolve model -> validate against the compiled schema -> normalize (engine.normalize operations) ->
-route -> fan out and call (engine.fanout) -> map errors, fall back on retryable ones -> post-process
-(engine.postprocess) -> the OpenAI-shaped response with metadata.
+resolve model -> validate against the compiled schema -> normalize (mediagate.normalize operations) ->
+route -> fan out and call (mediagate.fanout) -> map errors, fall back on retryable ones -> post-process
+(mediagate.postprocess) -> the OpenAI-shaped response with metadata.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import errormap, fanout, inputs, postprocess, pricing, routing
-from engine.errors import GatewayError, UpstreamError, invalid_request
-from engine.canonical import Canonical
-from engine.catalog import Model, Route
-from engine.runtime import Runtime
+from mediagate import errormap, fanout, inputs, postprocess, pricing, routing
+from mediagate.errors import GatewayError, UpstreamError, invalid_request
+from mediagate.canonical import Canonical
+from mediagate.catalog import Model, Route
+from mediagate.runtime import Runtime
 
 
 @dataclass

@@ -12,11 +12,11 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from engine import errormap, upstream
-from engine.errors import UpstreamError
-from engine.paths import search, truthy
-from engine.provider import JobSpec, Provider, UrlStep
-from engine.upstream import Target, Transport
+from mediagate import errormap, upstream
+from mediagate.errors import UpstreamError
+from mediagate.paths import search, truthy
+from mediagate.provider import JobSpec, Provider, UrlStep
+from mediagate.upstream import Target, Transport
 
 MAX_TRANSIENT_POLL_FAILURES = 5   # a job is not abandoned for one flaky status call
 

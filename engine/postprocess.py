@@ -11,13 +11,13 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from engine import errormap, fanout, imaging
-from engine.canonical import Canonical, adjustment
-from engine.extract import RawOutput
-from engine.imaging import ImageError, Info
-from engine.provider import Provider
-from engine.runtime import Runtime
-from engine.upstream import Target
+from mediagate import errormap, fanout, imaging
+from mediagate.canonical import Canonical, adjustment
+from mediagate.extract import RawOutput
+from mediagate.imaging import ImageError, Info
+from mediagate.provider import Provider
+from mediagate.runtime import Runtime
+from mediagate.upstream import Target
 
 
 INLINE_B64_CHARS = 256 * 1024     # below this, reading an image header costs less than a hop to a worker thread

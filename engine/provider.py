@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 from jmespath.parser import ParsedResult
 
-from engine.paths import compile_path
-from engine.templates import Renderer, compile_value
+from mediagate.paths import compile_path
+from mediagate.templates import Renderer, compile_value
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_CONNECTIONS = 100

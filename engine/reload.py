@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Iterable
 
-from engine import catalog
+from mediagate import catalog
 
 log = logging.getLogger("mediagate")
 RELOAD_INTERVAL_S = 1.0

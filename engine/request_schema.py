@@ -10,10 +10,10 @@ from typing import Any
 
 import jsonschema
 
-from engine.canonical import MAX_N
-from engine.errors import GatewayError, invalid_request
-from engine.operations import REGISTRY
-from engine.shape import ShapeSpec
+from mediagate.canonical import MAX_N
+from mediagate.errors import GatewayError, invalid_request
+from mediagate.operations import REGISTRY
+from mediagate.shape import ShapeSpec
 
 IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
 ENDPOINTS = {"generate": "images.generations", "edit": "images.edits", "chat": "chat.completions"}

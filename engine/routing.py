@@ -8,10 +8,10 @@ import time
 from itertools import groupby
 from typing import Any
 
-from engine import errormap
-from engine.catalog import Model, Route
-from engine.errors import UpstreamError
-from engine.health import Health
+from mediagate import errormap
+from mediagate.catalog import Model, Route
+from mediagate.errors import UpstreamError
+from mediagate.health import Health
 
 
 def order(model: Model, forced_provider: str | None, rng: random.Random | None = None,

@@ -7,14 +7,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.catalog import Catalog
-from engine.config import Settings
-from engine.health import Health
-from engine.media import MediaStore
-from engine.oauth import TokenCache
-from engine.safefetch import FetchPolicy
-from engine.provider import Provider
-from engine.upstream import SANDBOX_SECRET, Target, Transport
+from mediagate.catalog import Catalog
+from mediagate.config import Settings
+from mediagate.health import Health
+from mediagate.media import MediaStore
+from mediagate.oauth import TokenCache
+from mediagate.safefetch import FetchPolicy
+from mediagate.provider import Provider
+from mediagate.upstream import SANDBOX_SECRET, Target, Transport
 
 
 @dataclass
@@ -26,8 +26,8 @@ class Runtime:
     sandbox_url: str | None = None          # the running simulators, when the sandbox is on
     tokens: TokenCache = field(default_factory=TokenCache)
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
-    jobs: Any = None                        # engine.jobstore.JobStore, opened at start-up
-    videos_media: Any = None                # engine.media.MediaStore for finished videos
+    jobs: Any = None                        # mediagate.jobstore.JobStore, opened at start-up
+    videos_media: Any = None                # mediagate.media.MediaStore for finished videos
     video_tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     deleting: set[str] = field(default_factory=set)   # jobs being deleted: their upstream job is cancelled
     webhook_secret: str = ""

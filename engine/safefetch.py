@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from engine.errors import GatewayError, invalid_request
+from mediagate.errors import GatewayError, invalid_request
 
 USER_FETCH_TIMEOUT_S = 20.0
 USER_FETCH_MAX_REDIRECTS = 3

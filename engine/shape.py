@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import invalid_request
+from mediagate.errors import invalid_request
 
 K_TIER_SIDE_PX = 1024                  # "1K" is a 1024-pixel side; "1" megapixel tier is the same area
 MAX_SIDE_PX = 65536                    # any requested side above this is nonsense, not a shape

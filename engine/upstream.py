@@ -18,9 +18,9 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from engine import errormap
-from engine.errors import UpstreamError
-from engine.provider import Operation, Provider
+from mediagate import errormap
+from mediagate.errors import UpstreamError
+from mediagate.provider import Operation, Provider
 
 MAX_UPSTREAM_BODY_BYTES = 256 * 1024 * 1024   # a reply larger than this is refused, not buffered
 MAX_FETCH_BYTES = 64 * 1024 * 1024           # one provider-hosted output file

@@ -15,14 +15,14 @@ import secrets
 import time
 from typing import Any
 
-from engine import context, errormap, extract, fanout, inputs, pricing, routing, safefetch, upstream, webhooks
-from engine.canonical import Canonical
-from engine.catalog import Model, Route
-from engine.errors import GatewayError, UpstreamError, invalid_request, not_found
-from engine.inputs import InputImage
-from engine.pipeline import prepare
-from engine.polling import follow
-from engine.runtime import Runtime
+from mediagate import context, errormap, extract, fanout, inputs, pricing, routing, safefetch, upstream, webhooks
+from mediagate.canonical import Canonical
+from mediagate.catalog import Model, Route
+from mediagate.errors import GatewayError, UpstreamError, invalid_request, not_found
+from mediagate.inputs import InputImage
+from mediagate.pipeline import prepare
+from mediagate.polling import follow
+from mediagate.runtime import Runtime
 
 log = logging.getLogger("mediagate")
 VIDEO_TTL_S = 24 * 3600                 # a finished video's file is kept this long (expires_at)

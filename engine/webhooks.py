@@ -18,8 +18,8 @@ import secrets
 import time
 from typing import Any
 
-from engine import safefetch
-from engine.jobstore import JobStore
+from mediagate import safefetch
+from mediagate.jobstore import JobStore
 
 log = logging.getLogger("mediagate")
 RETRY_SCHEDULE_S = (5, 30, 120, 600, 1800, 7200)   # after the first try; then the delivery is given up

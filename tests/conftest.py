@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread, Scripted, ScriptedThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def scripted_gateway(scripted_server: Scripted, tmp_path_factory: pytest.TempPat
 @pytest.fixture(autouse=True)
 def _fresh_provider_health(request: pytest.FixtureRequest) -> None:
     """Provider cooldowns are per process; one test's injected failures must not reorder another's routes."""
-    from engine.health import Health
+    from mediagate.health import Health
     for name in ("gateway", "scripted_gateway", "twin", "job_gateway"):
         if name in request.fixturenames:
             request.getfixturevalue(name).runtime.health = Health()

@@ -17,9 +17,9 @@ import uvicorn
 from aiohttp import web
 from PIL import Image
 
-from engine import catalog as catalog_mod
-from engine.app import create_app
-from engine.config import Settings
+from mediagate import catalog as catalog_mod
+from mediagate.app import create_app
+from mediagate.config import Settings
 
 
 class _Handle:

@@ -148,8 +148,8 @@ def test_cost_counts_every_emulated_image(gateway: GatewayThread) -> None:
 
 
 def test_health_cooldown_moves_a_failing_provider_last() -> None:
-    from engine import catalog, routing
-    from engine.health import Health
+    from mediagate import catalog, routing
+    from mediagate.health import Health
     cat = catalog.load([ROOT])
     model = cat.models["gemini-3-pro-image"]
     health = Health(failures=2, cooldown_s=60)
@@ -184,7 +184,7 @@ def test_hot_reload_serves_edits_and_refuses_broken_ones(sim: Any, tmp_path: Pat
 
 
 def test_explain_prints_each_route_request() -> None:
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "explain", "dall-e-3", '{"prompt": "a fox", "n": 2, "size": "1800x1000"}'],
+    out = subprocess.run([sys.executable, "-m", "mediagate.cli", "explain", "dall-e-3", '{"prompt": "a fox", "n": 2, "size": "1800x1000"}'],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)

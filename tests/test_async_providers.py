@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sandbox.testing import SimulatorThread
-from sandbox.vertex_keys import service_account_info
+from mediagate.sandbox.testing import SimulatorThread
+from mediagate.sandbox.vertex_keys import service_account_info
 from tests.servers import GatewayThread
 
 URL = "/v1/images/generations"

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 

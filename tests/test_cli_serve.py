@@ -30,7 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
                PYTHONUNBUFFERED="1")
     log = tmp / "serve.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "mediagate.cli", "serve", "--port", str(port)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +80,7 @@ def _start(port: int, tmp: Path, log_name: str) -> subprocess.Popen[bytes]:
     env.update(MEDIAGATE_MEDIA_DIR=str(tmp / "media"), MEDIAGATE_STATE_DIR=str(tmp / "state"), PYTHONUNBUFFERED="1",
                MEDIAGATE_SANDBOX="on")
     out = open(tmp / log_name, "w")
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port)], env=env, stdout=out,
+    return subprocess.Popen([sys.executable, "-m", "mediagate.cli", "serve", "--port", str(port)], env=env, stdout=out,
                             stderr=subprocess.STDOUT)
 
 

@@ -14,8 +14,8 @@ import openai
 import pytest
 from PIL import Image
 
-from engine.inputs import MAX_INPUT_IMAGE_BYTES
-from sandbox.testing import SimulatorThread
+from mediagate.inputs import MAX_INPUT_IMAGE_BYTES
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 URL = "/v1/images/edits"

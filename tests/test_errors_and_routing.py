@@ -10,8 +10,8 @@ import httpx
 import pytest
 import yaml
 
-from engine.config import MAX_JSON_BODY_BYTES
-from sandbox.testing import SimulatorThread
+from mediagate.config import MAX_JSON_BODY_BYTES
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 ROOT = Path(__file__).resolve().parent.parent

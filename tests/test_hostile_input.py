@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.errors import UpstreamError
-from engine.fanout import all_or_nothing
+from mediagate.errors import UpstreamError
+from mediagate.fanout import all_or_nothing
 from tests.servers import GatewayThread, Scripted
 
 URL = "/v1/images/generations"

@@ -12,7 +12,7 @@ import openai
 import pytest
 from PIL import Image
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
@@ -134,7 +134,7 @@ def test_url_downloads_and_is_refused_after_expiry(sim: SimulatorThread, tmp_pat
 
 
 def test_sweeper_deletes_expired_files(tmp_path: Path) -> None:
-    from engine.media import MediaStore
+    from mediagate.media import MediaStore
     store = MediaStore(tmp_path, ttl_s=0, signing_key=b"k")
     stored = store.put(b"data", "png")
     assert (tmp_path / stored.name).exists()

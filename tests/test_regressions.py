@@ -9,8 +9,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from engine import forms
-from sandbox.testing import SimulatorThread
+from mediagate import forms
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")

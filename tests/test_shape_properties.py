@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import catalog
-from engine.errors import GatewayError
-from engine.shape import Bounds, ShapeSpec, clamp, feasible, nearest_ratio, ratio_value, resolve, tier_pixels
+from mediagate import catalog
+from mediagate.errors import GatewayError
+from mediagate.shape import Bounds, ShapeSpec, clamp, feasible, nearest_ratio, ratio_value, resolve, tier_pixels
 
 CATALOG = catalog.load()
 SPECS = {m.id: ShapeSpec.from_spec(m.spec["shape"]) for m in CATALOG.models.values() if "shape" in m.spec}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import catalog
-from sandbox.gemini_sizes import TIER_ALIASES, table_for
+from mediagate import catalog
+from mediagate.sandbox.gemini_sizes import TIER_ALIASES, table_for
 
 CATALOG = catalog.load()
 GEMINI = [m for m in CATALOG.models.values() for r in m.routes if r.provider.id == "gemini" and m.kind == "image"]

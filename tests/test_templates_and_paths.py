@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.paths import PathError, compile_path, search
-from engine.provider import compile_provider
-from engine.templates import TemplateError, compile_value
-from engine.upstream import Target, render
+from mediagate.paths import PathError, compile_path, search
+from mediagate.provider import compile_provider
+from mediagate.templates import TemplateError, compile_value
+from mediagate.upstream import Target, render
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 
@@ -87,7 +87,7 @@ def test_engine_holds_no_provider_or_model_names() -> None:
 
 
 def test_job_and_output_urls_stay_on_trusted_hosts() -> None:
-    from engine.upstream import same_origin_or
+    from mediagate.upstream import same_origin_or
     base = "https://queue.example.test"
     assert same_origin_or("https://queue.example.test/jobs/1", base, ())
     assert not same_origin_or("http://queue.example.test/jobs/1", base, ())       # no downgrade

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from engine import catalog
+from mediagate import catalog
 
 PROVIDER: dict[str, Any] = {
     "id": "acme",
@@ -158,12 +158,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "engine.cli", "validate"], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "mediagate.cli", "validate"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok: ")
     bad = copy.deepcopy(MODEL)
     bad["routes"][0]["provider"] = "nobody"
     write(tmp_path, bad, PROVIDER)
-    res = subprocess.run([sys.executable, "-m", "engine.cli", "validate", str(tmp_path)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "mediagate.cli", "validate", str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 1
     assert f"{tmp_path}/models.d/acme-image.yaml: $.routes[0].provider: no provider 'nobody' in providers.d" in res.stderr

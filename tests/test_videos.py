@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from engine import webhooks
-from sandbox.testing import SimulatorThread
+from mediagate import webhooks
+from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")

@@ -21,7 +21,7 @@ from google import genai
 from google.genai import types
 from PIL import Image
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 
 TXT2IMG = "/a1111/sdapi/v1/txt2img"
 

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 
 USER = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 

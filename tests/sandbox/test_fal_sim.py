@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 
 SCHNELL = "fal-ai/flux/schnell"
 SEEDREAM = "fal-ai/bytedance/seedream/v4.5/text-to-image"

@@ -10,8 +10,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from sandbox.gemini_sizes import GEMINI_IMAGE_DIMENSIONS, MODEL_TABLES
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.gemini_sizes import GEMINI_IMAGE_DIMENSIONS, MODEL_TABLES
+from mediagate.sandbox.testing import SimulatorThread
 
 PRO = "gemini-3-pro-image-preview"
 FLASH = "gemini-2.5-flash-image"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import openai
 import pytest
 
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.testing import SimulatorThread
 
 GPT_IMAGE = ["gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"]
 

@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
-from sandbox import video
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox import video
+from mediagate.sandbox.testing import SimulatorThread
 
 # openai-python marks the Sora methods deprecated ("The Sora API is scheduled to permanently
 # shut down on September 24, 2026."); the endpoints still have to work until then.

@@ -14,8 +14,8 @@ from PIL import Image
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput
 
-from sandbox.replicate_predictions import NSFW_ERROR, version_id
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.replicate_predictions import NSFW_ERROR, version_id
+from mediagate.sandbox.testing import SimulatorThread
 
 SCHNELL = "black-forest-labs/flux-schnell"
 TOKEN = {"Authorization": "Bearer r8_sandbox"}

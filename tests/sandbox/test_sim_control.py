@@ -16,10 +16,10 @@ import pytest
 from google import genai
 from google.genai import errors
 
-from sandbox import render
-from sandbox.app import build_app
-from sandbox.state import REQUEST_LOG_SIZE
-from sandbox.testing import SimulatorThread, start_in_loop
+from mediagate.sandbox import render
+from mediagate.sandbox.app import build_app
+from mediagate.sandbox.state import REQUEST_LOG_SIZE
+from mediagate.sandbox.testing import SimulatorThread, start_in_loop
 
 GEN = "/openai/v1/images/generations"
 AUTH = {"Authorization": "Bearer sk-test"}

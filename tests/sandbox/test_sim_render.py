@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageStat
 
-from sandbox import render
+from mediagate.sandbox import render
 
 
 def decode(data: bytes) -> Image.Image:

@@ -9,7 +9,7 @@ import av
 import pytest
 from PIL import Image, ImageChops
 
-from sandbox import video
+from mediagate.sandbox import video
 
 
 def decode_frames(data: bytes) -> list[Image.Image]:

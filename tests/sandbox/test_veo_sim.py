@@ -21,8 +21,8 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from sandbox import video
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox import video
+from mediagate.sandbox.testing import SimulatorThread
 
 VEO = "veo-3.1-generate-preview"
 KEY = {"x-goog-api-key": "gemini-key"}

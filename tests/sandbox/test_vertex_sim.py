@@ -20,8 +20,8 @@ from google import genai
 from google.genai import errors, types
 from google.oauth2 import service_account
 
-from sandbox.vertex_keys import CLIENT_EMAIL, PRIVATE_KEY_PEM, service_account_info
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox.vertex_keys import CLIENT_EMAIL, PRIVATE_KEY_PEM, service_account_info
+from mediagate.sandbox.testing import SimulatorThread
 
 pytestmark = pytest.mark.filterwarnings("ignore:The generate_images method is deprecated")
 

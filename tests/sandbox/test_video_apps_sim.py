@@ -16,8 +16,8 @@ from PIL import Image
 from replicate.exceptions import ModelError, ReplicateError
 from replicate.helpers import FileOutput
 
-from sandbox import video
-from sandbox.testing import SimulatorThread
+from mediagate.sandbox import video
+from mediagate.sandbox.testing import SimulatorThread
 
 KLING_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
 
