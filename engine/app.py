@@ -28,7 +28,9 @@ from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
 from mediagate.media import MEDIA_ROUTE, MediaStore
+from mediagate.jobrunner import JobRunner
 from mediagate.runtime import Runtime
+from mediagate.stores import open_stores
 
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
@@ -330,10 +332,22 @@ async def healthz(request: Request, rt: Runtime) -> Response:
     return _json({"status": "ok"})
 
 
+READY_STORE_TIMEOUT_S = 1.0
+
+
 @endpoint("readyz", authenticated=False)
 async def readyz(request: Request, rt: Runtime) -> Response:
-    return _json({"status": "ready", "models": len(rt.catalog.models), "providers": len(rt.catalog.providers),
-                  "sandbox": rt.sandbox_url is not None, "provider_health": rt.health.snapshot()})
+    """200 while the gateway can serve; `degraded` (still 200: image and chat requests need no shared
+    state) when the state store is unreachable, naming it."""
+    store: dict[str, Any] = {"backend": rt.stores.backend, "ok": True}
+    try:
+        async with asyncio.timeout(READY_STORE_TIMEOUT_S):
+            await rt.jobs.ping()
+    except (jobstore.StoreUnavailable, TimeoutError) as exc:
+        store = {**store, "ok": False, "error": "unreachable" if isinstance(exc, jobstore.StoreUnavailable) else "timeout"}
+    return _json({"status": "ready" if store["ok"] else "degraded", "models": len(rt.catalog.models),
+                  "providers": len(rt.catalog.providers), "sandbox": rt.sandbox_url is not None, "state_store": store,
+                  "provider_health": rt.health.snapshot()})
 
 
 @endpoint("metrics", authenticated=False)
@@ -384,14 +398,23 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
             log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
                         runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
-        runtime.jobs = jobstore.SqliteJobStore(settings.state_dir / "jobs.sqlite3")
+        stores = open_stores(settings)
+        runtime.stores, runtime.jobs, runtime.counters, runtime.health = stores, stores.jobs, stores.counters, stores.health
+        runtime.runner = JobRunner(runtime)
         runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
         webhooks.check_secret(runtime.webhook_secret)
-        resumed = await videos.resume_all(runtime)
+        try:
+            resumed = await runtime.runner.scan()
+        except jobstore.StoreUnavailable:
+            resumed = 0
+            log.warning("state store (%s) unreachable at start; video jobs resume when it is back", stores.backend)
         if resumed:
             log.warning("resumed %d unfinished video job(s)", resumed)
         tasks = [asyncio.create_task(runtime.media.sweeper()), asyncio.create_task(runtime.videos_media.sweeper()),
-                 asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy))]
+                 asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy)),
+                 asyncio.create_task(runtime.runner.run_forever())]
+        if hasattr(runtime.health, "sync"):
+            tasks.append(asyncio.create_task(runtime.health.sync()))
         if settings.reload_interval_s > 0:
             def swap(fresh: Catalog) -> None:
                 runtime.catalog = fresh
@@ -401,14 +424,11 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         finally:
             for task in tasks:
                 task.cancel()
-            for task in list(runtime.video_tasks.values()):  # left unfinished in the store: resumed at next start
-                task.cancel()
-            if runtime.video_tasks:
-                await asyncio.wait(set(runtime.video_tasks.values()), timeout=5)
+            await runtime.runner.stop()  # leases handed back: another instance or the next start resumes them
             if runtime.background:  # upstream job cancels still in flight get a moment to go out
                 await asyncio.wait(set(runtime.background), timeout=5)
             await runtime.transport.close()
-            runtime.jobs.close()
+            await stores.close()
             if handle is not None:
                 await handle.cleanup()
 

@@ -14,6 +14,8 @@ DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
+DEFAULT_JOB_LEASE_S = 10.0                 # a dead instance's video jobs are taken over within this
+MAX_JOB_LEASE_S = 15.0
 
 
 def default_state_dir() -> Path:
@@ -37,6 +39,8 @@ class Settings:
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
     state_dir: Path = field(default_factory=lambda: default_state_dir())  # job store (SQLite), secrets
     webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
+    redis_url: str | None = None               # shared state for several instances; default: SQLite in state_dir
+    job_lease_s: float = DEFAULT_JOB_LEASE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -59,4 +63,10 @@ class Settings:
         s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
         s.fetch_allow = env.get("MEDIAGATE_FETCH_ALLOW", s.fetch_allow)
         s.webhook_secret = env.get("MEDIAGATE_WEBHOOK_SECRET") or None
+        s.redis_url = env.get("MEDIAGATE_REDIS_URL") or None
+        if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("MEDIAGATE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        s.job_lease_s = float(env.get("MEDIAGATE_JOB_LEASE_SECONDS", s.job_lease_s))
+        if not 1 <= s.job_lease_s <= MAX_JOB_LEASE_S:
+            raise ValueError(f"MEDIAGATE_JOB_LEASE_SECONDS must be between 1 and {MAX_JOB_LEASE_S:g}")
         return s

@@ -28,6 +28,7 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "upstream_unavailable": (502, "upstream_error", True),
     "upstream_malformed": (502, "upstream_error", True),
     "upstream_model_not_found": (502, "upstream_error", True),
+    "submit_interrupted": (502, "upstream_error", False),
 }
 
 _DEFAULT_MESSAGES = {
@@ -41,6 +42,7 @@ _DEFAULT_MESSAGES = {
     "upstream_unavailable": "The provider could not be reached.",
     "upstream_malformed": "The provider sent a reply the gateway could not read.",
     "upstream_model_not_found": "The provider does not know the configured upstream model.",
+    "submit_interrupted": "The gateway stopped while submitting; the request was not sent again.",
 }
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)?\s*$")

@@ -27,9 +27,10 @@ class Runtime:
     tokens: TokenCache = field(default_factory=TokenCache)
     fetch_policy: FetchPolicy = field(default_factory=FetchPolicy)
     jobs: Any = None                        # mediagate.jobstore.JobStore, opened at start-up
+    counters: Any = None                    # mediagate.counters.Counters
+    stores: Any = None                      # mediagate.stores.Stores: which backend, and closing them
+    runner: Any = None                      # mediagate.jobrunner.JobRunner: this process's video jobs
     videos_media: Any = None                # mediagate.media.MediaStore for finished videos
-    video_tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-    deleting: set[str] = field(default_factory=set)   # jobs being deleted: their upstream job is cancelled
     webhook_secret: str = ""
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight

@@ -19,11 +19,13 @@ import time
 from typing import Any
 
 from mediagate import safefetch
-from mediagate.jobstore import JobStore
+from mediagate.jobstore import JobStore, StoreUnavailable
 
 log = logging.getLogger("mediagate")
 RETRY_SCHEDULE_S = (5, 30, 120, 600, 1800, 7200)   # after the first try; then the delivery is given up
 DELIVERY_TIMEOUT_S = 15.0
+CLAIM_S = DELIVERY_TIMEOUT_S * 2 + 5               # a claimed delivery is due again after this, if unanswered
+CLAIM_BATCH = 50                                   # deliveries sent at once per instance per poll
 POLL_INTERVAL_S = 1.0
 
 
@@ -71,37 +73,63 @@ async def enqueue(store: JobStore, job: dict[str, Any], kind: str) -> None:
     await store.add_delivery({"id": evt["id"], "job_id": job["id"], "url": job["webhook_url"], "event": evt})
 
 
+async def _deliver(store: JobStore, secret: str, policy: safefetch.FetchPolicy, d: dict[str, Any]) -> bool:
+    body = json.dumps(d["event"], separators=(",", ":")).encode()
+    ts = int(time.time())
+    headers = {"content-type": "application/json", "webhook-id": d["id"], "webhook-timestamp": str(ts),
+               "webhook-signature": sign(secret, d["id"], ts, body), "user-agent": "mediagate-webhooks"}
+    attempts = d["attempts"] + 1
+    try:
+        status = await safefetch.post(d["url"], body, headers, policy, DELIVERY_TIMEOUT_S)
+        ok = 200 <= status < 300
+    except Exception as exc:  # any failure is one failed attempt; the schedule decides what next
+        status, ok = 0, False
+        log.warning("webhook %s to %s failed: %s", d["id"], d["url"], type(exc).__name__)
+    doc = {k: v for k, v in d.items() if k != "attempts"} | {"last_status": status}
+    try:
+        await _record(store, d["id"], attempts, ok, doc)
+    except StoreUnavailable:  # the claim runs out and the delivery is tried again once the store is back
+        log.warning("webhook %s: outcome not recorded (store unavailable)", d["id"])
+    return ok
+
+
+async def _record(store: JobStore, delivery_id: str, attempts: int, ok: bool, doc: dict[str, Any]) -> None:
+    d = {"id": delivery_id, "url": doc.get("url")}
+    if ok:
+        await store.update_delivery(d["id"], time.time(), attempts, True, doc)
+    elif attempts > len(RETRY_SCHEDULE_S):
+        log.warning("webhook %s to %s given up after %d attempts", d["id"], d["url"], attempts)
+        await store.update_delivery(d["id"], time.time(), attempts, True, doc | {"given_up": True})
+    else:
+        await store.update_delivery(d["id"], time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)
+
+
 async def deliver_due(store: JobStore, secret: str, policy: safefetch.FetchPolicy) -> int:
-    """Try every delivery that is due once; returns how many were sent successfully."""
-    sent = 0
-    for d in await store.due_deliveries(time.time(), 50):
-        body = json.dumps(d["event"], separators=(",", ":")).encode()
-        ts = int(time.time())
-        headers = {"content-type": "application/json", "webhook-id": d["id"], "webhook-timestamp": str(ts),
-                   "webhook-signature": sign(secret, d["id"], ts, body), "user-agent": "mediagate-webhooks"}
-        attempts = d["attempts"] + 1
-        try:
-            status = await safefetch.post(d["url"], body, headers, policy, DELIVERY_TIMEOUT_S)
-            ok = 200 <= status < 300
-        except Exception as exc:  # any failure is one failed attempt; the schedule decides what next
-            status, ok = 0, False
-            log.warning("webhook %s to %s failed: %s", d["id"], d["url"], type(exc).__name__)
-        doc = {k: v for k, v in d.items() if k != "attempts"} | {"last_status": status}
-        if ok:
-            sent += 1
-            await store.update_delivery(d["id"], time.time(), attempts, True, doc)
-        elif attempts > len(RETRY_SCHEDULE_S):
-            log.warning("webhook %s to %s given up after %d attempts", d["id"], d["url"], attempts)
-            await store.update_delivery(d["id"], time.time(), attempts, True, doc | {"given_up": True})
-        else:
-            await store.update_delivery(d["id"], time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)
-    return sent
+    """Claim every due delivery and send them concurrently (one slow receiver holds up no other); returns
+    how many succeeded. A claim outlasts a delivery's timeout, so no other instance sends the same event
+    meanwhile; one whose sender died is due again when its claim runs out."""
+    claimed = await store.claim_deliveries(time.time(), CLAIM_S, CLAIM_BATCH)
+    results = await asyncio.gather(*(_deliver(store, secret, policy, d) for d in claimed), return_exceptions=True)
+    return sum(1 for r in results if r is True)
 
 
 async def run(store: JobStore, secret: str, policy: safefetch.FetchPolicy, interval_s: float = POLL_INTERVAL_S) -> None:
-    while True:
-        try:
-            await deliver_due(store, secret, policy)
-        except Exception:
-            log.exception("webhook delivery loop failed; retrying")
-        await asyncio.sleep(interval_s)
+    """The delivery loop: each poll claims what is due and sends it in the background, so a receiver that
+    takes its full timeout delays neither the deliveries beside it nor the next poll's."""
+    inflight: set[asyncio.Task[bool]] = set()
+    try:
+        while True:
+            try:
+                room = CLAIM_BATCH - len(inflight)
+                for d in await store.claim_deliveries(time.time(), CLAIM_S, room) if room > 0 else []:
+                    task = asyncio.create_task(_deliver(store, secret, policy, d))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+            except StoreUnavailable:
+                pass  # the outbox waits in the store; retried next poll
+            except Exception:
+                log.exception("webhook delivery loop failed; retrying")
+            await asyncio.sleep(interval_s)
+    finally:
+        for task in inflight:
+            task.cancel()

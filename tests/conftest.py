@@ -6,13 +6,14 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
+import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from mediagate.sandbox.testing import SimulatorThread
-from tests.servers import GatewayThread, Scripted, ScriptedThread
+from tests.servers import GatewayThread, RedisServer, Scripted, ScriptedThread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,30 @@ def scripted_gateway(scripted_server: Scripted, tmp_path_factory: pytest.TempPat
     """The shipped specs, every provider pointed at the scripted upstream."""
     with GatewayThread(scripted_server.base_url, tmp_path_factory.mktemp("gws")) as gw:
         yield gw
+
+
+def need_server(binary: str, why: str) -> None:
+    """Locally a missing server skips with the reason; in CI (CI=true) nothing is skipped: it fails."""
+    if shutil.which(binary) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed; .ci/run installs it ({why})")
+        pytest.skip(f"{binary} is not installed ({why}; .ci/run installs it)")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    need_server("redis-server", "Debian package redis-server")
+    with RedisServer(tmp_path_factory.mktemp("redis")) as r:
+        yield r
+
+
+@pytest.fixture()
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A real Redis, emptied for each test."""
+    if redis_server.proc is None or redis_server.proc.poll() is not None:
+        redis_server.start()
+    redis_server.flush()
+    yield redis_server.url
 
 
 @pytest.fixture(autouse=True)
