@@ -62,6 +62,10 @@ class JobRunner:
         if job_id in self.tasks or not await self.rt.jobs.claim(job_id, self.owner, self.ttl_s):
             return False
         self._renewed[job_id] = time.monotonic()
+        try:  # who ran it, in order: the audit trail of takeovers (not part of the public video object)
+            await self.rt.jobs.mutate(job_id, lambda d: {**d, "runners": d.get("runners", []) + [self.owner]}, self.owner)
+        except LeaseLost:
+            return False
         task = asyncio.ensure_future(self._run(job_id))
         self.tasks[job_id] = task
         task.add_done_callback(lambda _: self._forget(job_id))

@@ -59,6 +59,9 @@ async def _read_json(request: web.Request) -> tuple[bool, Any]:
         return False, None
 
 
+MAX_COUNTED_PATHS = 10_000   # distinct POST paths counted (job-specific paths grow with use)
+
+
 @web.middleware
 async def protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Log the request for ``/__control__/requests`` and apply the base latency."""
@@ -78,6 +81,8 @@ async def protocol_middleware(request: web.Request, handler: Handler) -> web.Str
         "time": time.time(),
     }
     state.requests.append(entry)
+    if request.method == "POST" and len(state.posts) < MAX_COUNTED_PATHS:
+        state.posts[request.path] += 1
     request[LOG_ENTRY] = entry
     if state.latency_ms > 0:
         await asyncio.sleep(state.latency_ms / 1000.0)

@@ -106,6 +106,11 @@ async def list_requests(request: web.Request) -> web.Response:
     return web.json_response({"requests": entries})
 
 
+async def post_counts(request: web.Request) -> web.Response:
+    """How many POSTs each path received since the last reset (the request log keeps only the latest)."""
+    return web.json_response({"posts": dict(get_state(request).posts)})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
@@ -119,3 +124,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/reset", reset)
     app.router.add_get(f"{PREFIX}/requests", list_requests)
     app.router.add_get(f"{PREFIX}/health", health)
+    app.router.add_get(f"{PREFIX}/counts", post_counts)

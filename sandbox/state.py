@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -110,6 +110,7 @@ class SimState:
         self.chunk_ms = float(chunk_ms)
         self.faults: deque[QueuedFault] = deque()
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.posts: Counter[str] = Counter()   # "POST path" -> how many, beyond the log's window (submissions)
         self.files = FileStore()
         self.jobs: BoundedStore[Any] = BoundedStore()
         self.tokens: BoundedStore[float] = BoundedStore()  # access token -> expiry (epoch s)
@@ -144,6 +145,7 @@ class SimState:
         empty log and no jobs (issued tokens stay valid: a client caches them for an hour)."""
         self.faults.clear()
         self.requests.clear()
+        self.posts.clear()
         self.jobs.clear()
         self.latency_ms = self.initial_latency_ms
         self.job_ms = self.initial_job_ms

@@ -137,6 +137,10 @@ class SimulatorThread:
         suffix = f"?protocol={protocol}" if protocol else ""
         return list(self.control("requests" + suffix)["requests"])
 
+    def post_counts(self) -> dict[str, int]:
+        """POSTs per path since the last reset (submissions), however many requests came since."""
+        return dict(self.control("counts")["posts"])
+
     def reset(self) -> None:
         """Clear queued faults, latency and job-time config, the request log and all jobs."""
         self.control("reset", method="POST")
