@@ -241,3 +241,16 @@ def test_redis_restarted_mid_run_loses_no_job_and_every_request_is_answered(
             inst.stop()
         if redis_server.proc is None:
             redis_server.start()
+
+
+def test_a_video_deleted_through_another_instance_is_cancelled_upstream(cluster: list[Instance], sim: SimulatorThread,
+                                                                        redis_url: str) -> None:
+    a, b, _ = cluster
+    video = httpx.post(a.base + "/v1/videos", json={"model": "fal/veo-3.1", "prompt": "long one [sim:job=20000]",
+                                                    "seconds": "4"}, timeout=10).json()
+    wait_for(lambda: status(b, video["id"])["status"] == "in_progress", 10, "in_progress")
+    assert f":{a.pid}:" in (lease_owner(redis_url, video["id"]) or "")
+    assert httpx.delete(f"{b.base}/v1/videos/{video['id']}", timeout=10).json()["deleted"] is True
+    assert httpx.get(f"{a.base}/v1/videos/{video['id']}", timeout=10).status_code == 404
+    wait_for(lambda: any(q["method"] == "PUT" and q["path"].endswith("/cancel") for q in sim.requests("fal")), 10,
+             "A cancelling the upstream job (at its next lease renewal)")
