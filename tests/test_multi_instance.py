@@ -254,3 +254,25 @@ def test_a_video_deleted_through_another_instance_is_cancelled_upstream(cluster:
     assert httpx.get(f"{a.base}/v1/videos/{video['id']}", timeout=10).status_code == 404
     wait_for(lambda: any(q["method"] == "PUT" and q["path"].endswith("/cancel") for q in sim.requests("fal")), 10,
              "A cancelling the upstream job (at its next lease renewal)")
+
+
+def test_a_gateway_killed_mid_submit_never_sends_the_job_twice(sim: SimulatorThread, tmp_path: Path) -> None:
+    """SIGKILL while the submit is in flight (the simulator holds it 3 s): the provider got it once, and the
+    restarted gateway, not knowing whether it was taken, fails the job with a clear error instead of resending."""
+    sim.reset()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_") and not k.endswith("_API_KEY")}
+    env.update(MEDIAGATE_SANDBOX="on", MEDIAGATE_STATE_DIR=str(tmp_path / "state"), MEDIAGATE_RELOAD_SECONDS="0",
+               MEDIAGATE_JOB_LEASE_SECONDS="3", PYTHONUNBUFFERED="1")
+    gw = Instance("solo", env, sim.base_url, tmp_path).start()
+    try:
+        video = httpx.post(gw.base + "/v1/videos", json={"model": "sora-2", "prompt": "x [sim:latency=3000]"}, timeout=10).json()
+        wait_for(lambda: sim.post_counts().get(SORA_SUBMIT, 0) == 1, 5, "the submit reaching the provider")
+        gw.kill()
+        gw.start()
+        done = wait_for(lambda: (s := status(gw, video["id"]))["status"] in ("completed", "failed") and s, 20, "an outcome")
+        assert done["status"] == "failed" and done["error"]["code"] == "submit_interrupted", done
+        assert "not sent again" in done["error"]["message"]
+        time.sleep(1.0)
+        assert sim.post_counts().get(SORA_SUBMIT, 0) == 1
+    finally:
+        gw.stop()
