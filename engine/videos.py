@@ -210,7 +210,7 @@ async def _finish_one(rt: Runtime, job_id: str, route: Route, target: upstream.T
         kind = video_kind(data)
         if kind is None:
             raise errormap.make("upstream_malformed", f"{provider.name} returned a file that is not a video.")
-        stored = await asyncio.to_thread(rt.videos_media.put, data, kind)
+        stored = await rt.videos_media.put(data, kind)
         files.append({"name": stored.name, "bytes": len(data), "mime": VIDEO_MIME[kind]})
     return files
 
@@ -277,6 +277,6 @@ async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:
         rt.deleting.discard(job_id)
     job = await get(rt, job_id)  # read again: the runner may have written outputs meanwhile
     for f in job.get("outputs", []):
-        rt.videos_media.remove(f["name"])
+        await rt.videos_media.remove(f["name"])
     await rt.jobs.delete(job_id)
     return {"id": job_id, "object": "video.deleted", "deleted": True}
