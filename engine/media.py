@@ -10,6 +10,7 @@ selects an S3-compatible bucket (`mediagate.media_s3`). No module outside these 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -21,8 +22,9 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO, Protocol
+from typing import AsyncIterator, BinaryIO, Iterator, Protocol
 
+from mediagate.config import Settings
 from mediagate.errors import insufficient_storage
 
 MEDIA_ROUTE = "/v1/media"
@@ -150,24 +152,28 @@ class DiskBudget:
         self._used = 0
         self._counted_at = 0.0
 
+    def _files(self) -> Iterator[os.DirEntry[str]]:
+        for directory in self.directories:
+            try:
+                with os.scandir(directory) as entries:
+                    yield from (e for e in entries if e.is_file(follow_symlinks=False))
+            except FileNotFoundError:  # a directory removed under us holds nothing
+                continue
+
     def _count(self) -> None:
         used = 0
-        for directory in self.directories:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    if entry.is_file(follow_symlinks=False):
-                        used += entry.stat().st_size
+        for entry in self._files():
+            with contextlib.suppress(FileNotFoundError):
+                used += entry.stat().st_size
         self._used, self._counted_at = used, time.monotonic()
 
     def _evict_expired(self, need: int) -> None:
         now = time.time()
         expired = []
-        for directory in self.directories:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    exp = expiry_of(entry.name)
-                    if exp is not None and exp <= now:
-                        expired.append((exp, entry.path))
+        for entry in self._files():
+            exp = expiry_of(entry.name)
+            if exp is not None and exp <= now:
+                expired.append((exp, entry.path))
         for _, path in sorted(expired):
             if self._used + need <= self.max_bytes:
                 break
@@ -344,7 +350,7 @@ class MediaConfigError(SystemExit):
         self.message = message
 
 
-def open_stores(settings: Any, video_ttl_s: int) -> tuple[MediaStore, MediaStore]:
+def open_stores(settings: Settings, video_ttl_s: int) -> tuple[MediaStore, MediaStore]:
     """(url media, video content) for these settings: the local directory, or the bucket in MEDIAGATE_MEDIA_URL."""
     url = settings.media_url
     if settings.media_links not in ("gateway", "presigned"):

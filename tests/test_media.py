@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import av
 import httpx
@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from mediagate.config import Settings
-from mediagate.media import DiskBudget, LocalMediaStore, MediaConfigError, open_stores, stored_key
+from mediagate.media import DiskBudget, LocalMediaStore, MediaConfigError, open_stores
 from mediagate.sandbox.testing import SimulatorThread
 from tests.s3server import MotoServer, moto_server_path
 from tests.servers import GatewayThread
