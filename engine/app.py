@@ -27,7 +27,7 @@ from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, 
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
-from mediagate.media import MEDIA_ROUTE, MediaGone, Opened, open_stores
+from mediagate.media import MEDIA_ROUTE, MediaGone, Opened, open_media
 from mediagate.runtime import Runtime
 
 log = logging.getLogger("mediagate")
@@ -356,7 +356,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
                spec_paths: list[Path] | None = None) -> Starlette:
     """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
     the specs under `spec_paths` (default: the checkout) are watched and reloaded when they change."""
-    url_media, video_media = open_stores(settings, videos.VIDEO_TTL_S)
+    url_media, video_media = open_media(settings, videos.VIDEO_TTL_S)
     runtime = Runtime(settings, catalog, url_media)
     runtime.videos_media = video_media
 

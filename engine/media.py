@@ -350,7 +350,7 @@ class MediaConfigError(SystemExit):
         self.message = message
 
 
-def open_stores(settings: Settings, video_ttl_s: int) -> tuple[MediaStore, MediaStore]:
+def open_media(settings: Settings, video_ttl_s: int) -> tuple[MediaStore, MediaStore]:
     """(url media, video content) for these settings: the local directory, or the bucket in MEDIAGATE_MEDIA_URL."""
     url = settings.media_url
     if settings.media_links not in ("gateway", "presigned"):

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from mediagate.config import Settings
-from mediagate.media import DiskBudget, LocalMediaStore, MediaConfigError, open_stores
+from mediagate.media import DiskBudget, LocalMediaStore, MediaConfigError, open_media
 from mediagate.sandbox.testing import SimulatorThread
 from tests.s3server import MotoServer, moto_server_path
 from tests.servers import GatewayThread
@@ -131,7 +131,7 @@ def test_presigned_links_download_from_the_bucket(sim: SimulatorThread, tmp_path
 def test_shared_media_without_a_signing_key_refuses_to_start(tmp_path: Path) -> None:
     settings = Settings(media_url="s3://some-bucket/x", state_dir=tmp_path / "state", media_dir=tmp_path / "media")
     with pytest.raises(MediaConfigError) as exc:
-        open_stores(settings, 60)
+        open_media(settings, 60)
     assert "MEDIAGATE_SIGNING_KEY" in exc.value.message
     env = {**os.environ, "MEDIAGATE_MEDIA_URL": "s3://some-bucket/x", "MEDIAGATE_STATE_DIR": str(tmp_path / "state"),
            "MEDIAGATE_PORT": "0", "MEDIAGATE_SANDBOX": "off"}
@@ -144,7 +144,7 @@ def test_shared_media_without_a_signing_key_refuses_to_start(tmp_path: Path) -> 
 
 def test_presigned_needs_a_bucket(tmp_path: Path) -> None:
     with pytest.raises(MediaConfigError, match="presigned"):
-        open_stores(Settings(media_links="presigned", state_dir=tmp_path, media_dir=tmp_path / "m"), 60)
+        open_media(Settings(media_links="presigned", state_dir=tmp_path, media_dir=tmp_path / "m"), 60)
 
 
 def test_signing_key_is_persisted_so_urls_survive_a_restart(sim: SimulatorThread, tmp_path: Path) -> None:
