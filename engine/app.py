@@ -11,12 +11,11 @@ import contextlib
 import hmac
 import json
 import logging
-import os
 import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,14 +26,14 @@ from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, 
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
-from mediagate.media import MEDIA_ROUTE, MediaStore
 from mediagate.jobrunner import JobRunner
+from mediagate.keyfile import stored_secret
+from mediagate.media import MEDIA_ROUTE, MediaGone, Opened, open_media
 from mediagate.runtime import Runtime
 from mediagate.stores import open_stores
 
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
-MEDIA_CHUNK_BYTES = 256 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
 SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -219,10 +218,11 @@ async def videos_content(request: Request, rt: Runtime) -> Response:
         output = job.get("outputs", [])[index]
     except (ValueError, IndexError):
         raise errors.invalid_request("'index' names no output of this video.", "index") from None
-    path = rt.videos_media.path_of(output["name"])
-    if path is None:
-        raise GatewayError(410, "This video's file has expired and was deleted.", "invalid_request_error", "media_expired")
-    return _file_response(path, output.get("mime", "video/mp4"), max(0, int(rt.videos_media.expires_at(path.name) - time.time())))
+    try:
+        opened = await rt.videos_media.open_own(output["name"])
+    except MediaGone:
+        raise GatewayError(410, "This video's file has expired and was deleted.", "invalid_request_error", "media_expired") from None
+    return _file_response(opened, output.get("mime", "video/mp4"))
 
 
 @endpoint("images.edits")
@@ -294,37 +294,20 @@ async def get_model(request: Request, rt: Runtime) -> Response:
 @endpoint("media", authenticated=False)
 async def media(request: Request, rt: Runtime) -> Response:
     """Signed URLs are their own credential: a browser or SDK downloads them without the gateway key."""
-    path, reason = rt.media.open(request.path_params["name"], request.query_params.get("sig", ""))
-    handle = None
-    if path is not None:
-        try:
-            handle = open(path, "rb")  # an open file survives the sweeper unlinking it mid-download
-        except OSError:
-            reason = "not_found"
-    if handle is None:
-        if reason == "expired":
-            raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired")
-        raise errors.not_found("No such media, or the URL signature is invalid.")
-    assert path is not None
-    handle.close()
-    return _file_response(path, imaging.MIME_BY_EXT.get(path.suffix.lstrip("."), "application/octet-stream"),
-                          max(0, int(rt.media.expires_at(path.name) - time.time())))
-
-
-def _file_response(path: Path, mime: str, ttl_s: int) -> Response:
-    """Stream a stored file; it is opened here, so the sweeper may unlink it mid-download harmlessly."""
     try:
-        handle = open(path, "rb")
-    except OSError:
-        raise GatewayError(410, "This file has expired and was deleted.", "invalid_request_error", "media_expired") from None
-    size = os.fstat(handle.fileno()).st_size
+        opened = await rt.media.open(request.path_params["name"], request.query_params.get("sig", ""))
+    except MediaGone as gone:
+        if gone.reason == "expired":
+            raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired") from None
+        raise errors.not_found("No such media, or the URL signature is invalid.") from None
+    return _file_response(opened, imaging.MIME_BY_EXT.get(opened.ext, "application/octet-stream"))
 
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            while block := handle.read(MEDIA_CHUNK_BYTES):
-                yield block
-    return StreamingResponse(chunks(), media_type=mime,
-                             headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(size)})
+
+def _file_response(opened: Opened, mime: str) -> Response:
+    """Stream a stored file in chunks from whichever store holds it (never whole in memory)."""
+    ttl_s = max(0, int(opened.expires_at - time.time()))
+    return StreamingResponse(opened.chunks, media_type=mime,
+                             headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(opened.size)})
 
 
 @endpoint("healthz", authenticated=False)
@@ -373,22 +356,16 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 
 def _stored_secret(path: Path) -> str:
     """The webhook signing secret, made once and kept (0600) so signatures stay verifiable across restarts."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = webhooks.new_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret)
-    return secret
+    return stored_secret(path, webhooks.new_secret)
 
 
 def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
                spec_paths: list[Path] | None = None) -> Starlette:
     """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
     the specs under `spec_paths` (default: the checkout) are watched and reloaded when they change."""
-    runtime = Runtime(settings, catalog, MediaStore(settings.media_dir, settings.media_ttl_s, settings.signing_key))
-    runtime.videos_media = MediaStore(settings.media_dir / "videos", videos.VIDEO_TTL_S, settings.signing_key)
+    url_media, video_media = open_media(settings, videos.VIDEO_TTL_S)
+    runtime = Runtime(settings, catalog, url_media)
+    runtime.videos_media = video_media
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

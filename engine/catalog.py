@@ -252,7 +252,6 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
     roots = list(paths) if paths is not None else default_spec_dirs(env=env)
     per_root = [_root_files(r) for r in roots]
     model_files = [f for m, _ in per_root for f in m]
-    provider_files = [f for _, pr in per_root for f in pr]
     problems: list[str] = []
     if not model_files:
         problems.append("models.d: $: no model files found")

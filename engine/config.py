@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -13,6 +12,7 @@ import platformdirs
 DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
+DEFAULT_MEDIA_MAX_BYTES = 2 * 1024 ** 3    # the local media directory (url media + videos) holds at most 2 GiB
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
 DEFAULT_JOB_LEASE_S = 10.0                 # a dead instance's video jobs are taken over within this
 MAX_JOB_LEASE_S = 15.0
@@ -30,7 +30,10 @@ class Settings:
     api_keys: frozenset[str] = frozenset()      # empty: no gateway key required
     media_dir: Path = field(default_factory=lambda: default_state_dir() / "media")
     media_ttl_s: int = DEFAULT_MEDIA_TTL_S
-    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    signing_key: bytes | None = None           # media URL HMAC key; default: made once and kept in state_dir
+    media_url: str | None = None               # s3://bucket/prefix: media in a shared bucket instead of media_dir
+    media_links: str = "gateway"               # gateway: signed gateway URLs; presigned: the bucket's own URLs
+    media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
     public_url: str | None = None              # base for media URLs; default: the request's own host
     sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
@@ -54,6 +57,9 @@ class Settings:
         s.media_ttl_s = int(env.get("MEDIAGATE_MEDIA_TTL_SECONDS", s.media_ttl_s))
         if env.get("MEDIAGATE_SIGNING_KEY"):
             s.signing_key = env["MEDIAGATE_SIGNING_KEY"].encode()
+        s.media_url = env.get("MEDIAGATE_MEDIA_URL") or None
+        s.media_links = env.get("MEDIAGATE_MEDIA_LINKS", s.media_links).lower()
+        s.media_max_bytes = int(env.get("MEDIAGATE_MEDIA_MAX_BYTES", s.media_max_bytes))
         s.public_url = env.get("MEDIAGATE_PUBLIC_URL") or None
         s.sandbox = env.get("MEDIAGATE_SANDBOX", s.sandbox).lower()
         if s.sandbox not in ("auto", "on", "off"):

@@ -51,6 +51,11 @@ def not_found(message: str) -> GatewayError:
     return GatewayError(404, message, "invalid_request_error", "not_found")
 
 
+def insufficient_storage() -> GatewayError:
+    return GatewayError(507, "The gateway has no room left to store this media; try again later or ask for b64_json.",
+                        "server_error", "insufficient_storage")
+
+
 def internal(message: str = "The gateway failed to process the request.") -> GatewayError:
     return GatewayError(500, message, "server_error", "internal_error")
 

@@ -261,7 +261,7 @@ class JobRunner:
             kind = video_kind(data)
             if kind is None:
                 raise errormap.make("upstream_malformed", f"{provider.name} returned a file that is not a video.")
-            stored = await asyncio.to_thread(rt.videos_media.put, data, kind)
+            stored = await rt.videos_media.put(data, kind)
             files.append({"name": stored.name, "bytes": len(data), "mime": VIDEO_MIME[kind]})
         return files
 

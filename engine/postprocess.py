@@ -21,7 +21,6 @@ from mediagate.upstream import Target
 
 
 INLINE_B64_CHARS = 256 * 1024     # below this, reading an image header costs less than a hop to a worker thread
-INLINE_WRITE_BYTES = 256 * 1024   # likewise for writing a small file to the media store
 
 
 @dataclass
@@ -70,9 +69,8 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
         item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
     else:
         raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
-        stored = (rt.media.put(raw, imaging.EXT.get(info.format, "bin")) if len(raw) <= INLINE_WRITE_BYTES
-                  else await asyncio.to_thread(rt.media.put, raw, imaging.EXT.get(info.format, "bin")))
-        item["url"] = base_url + stored.path_and_query()
+        stored = await rt.media.put(raw, imaging.EXT.get(info.format, "bin"))
+        item["url"] = stored.url(base_url)
     if out.revised_prompt:
         item["revised_prompt"] = out.revised_prompt
     return Delivered(item, info), notes

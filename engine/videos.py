@@ -108,6 +108,6 @@ async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:
     await rt.runner.cancel_local(job_id)
     job = await get(rt, job_id)  # read again: the runner may have written outputs meanwhile
     for f in job.get("outputs", []):
-        rt.videos_media.remove(f["name"])
+        await rt.videos_media.remove(f["name"])
     await rt.jobs.delete(job_id)
     return {"id": job_id, "object": "video.deleted", "deleted": True}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import time
@@ -134,9 +135,9 @@ def test_url_downloads_and_is_refused_after_expiry(sim: SimulatorThread, tmp_pat
 
 
 def test_sweeper_deletes_expired_files(tmp_path: Path) -> None:
-    from mediagate.media import MediaStore
-    store = MediaStore(tmp_path, ttl_s=0, signing_key=b"k")
-    stored = store.put(b"data", "png")
+    from mediagate.media import LocalMediaStore
+    store = LocalMediaStore(tmp_path, ttl_s=0, signing_key=b"k")
+    stored = asyncio.run(store.put(b"data", "png"))
     assert (tmp_path / stored.name).exists()
-    assert store.sweep() == 1
+    assert asyncio.run(store.sweep()) == 1
     assert not (tmp_path / stored.name).exists()
