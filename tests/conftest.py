@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from mediagate.sandbox.testing import SimulatorThread
+from tests.s3server import MotoServer, moto_server_path
 from tests.servers import GatewayThread, RedisServer, Scripted, ScriptedThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     need_server("redis-server", "Debian package redis-server")
     with RedisServer(tmp_path_factory.mktemp("redis")) as r:
         yield r
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """An S3-protocol server (moto's standalone server, from PyPI via the test extra) on loopback."""
+    if moto_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("moto_server is not installed; pip install -e '.[test]' brings moto[server]")
+        pytest.skip("moto_server is not installed (pip install -e '.[test]' brings moto[server])")
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import av
 import httpx
@@ -20,19 +19,11 @@ import pytest
 from mediagate.config import Settings
 from mediagate.media import DiskBudget, LocalMediaStore, MediaConfigError, open_media
 from mediagate.sandbox.testing import SimulatorThread
-from tests.s3server import MotoServer, moto_server_path
+from tests.s3server import MotoServer
 from tests.servers import GatewayThread
 
 KEY = "shared-signing-key-for-tests"
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    if moto_server_path() is None:
-        pytest.skip("moto_server not installed (pip install -e '.[test]' brings moto[server])")
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture()

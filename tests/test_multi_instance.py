@@ -24,6 +24,7 @@ import redis
 
 from mediagate import webhooks
 from mediagate.sandbox.testing import SimulatorThread
+from tests.s3server import MotoServer
 from tests.servers import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +100,18 @@ def hooks() -> Iterator[str]:
 
 
 @pytest.fixture()
-def cluster_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_") and not k.endswith("_API_KEY")}
-    env.update(MEDIAGATE_REDIS_URL=redis_url, MEDIAGATE_SANDBOX="on", MEDIAGATE_FETCH_ALLOW="127.0.0.1",
+def bucket(moto: MotoServer) -> str:
+    return moto.new_bucket()
+
+
+@pytest.fixture()
+def cluster_env(redis_url: str, moto: MotoServer, bucket: str) -> dict[str, str]:
+    """One Redis, one bucket, one signing key and webhook secret: what every instance of a cluster shares."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAGATE_", "AWS_")) and not k.endswith("_API_KEY")}
+    env.update(moto.env(), MEDIAGATE_REDIS_URL=redis_url, MEDIAGATE_MEDIA_URL=f"s3://{bucket}/cluster",
+               MEDIAGATE_SANDBOX="on", MEDIAGATE_FETCH_ALLOW="127.0.0.1",
                MEDIAGATE_SIGNING_KEY="shared-signing-key-for-the-cluster-0123456789",
-               MEDIAGATE_WEBHOOK_SECRET=webhooks.new_secret(), MEDIAGATE_MEDIA_DIR=str(tmp_path / "media"),
+               MEDIAGATE_WEBHOOK_SECRET=webhooks.new_secret(), MEDIAGATE_MEDIA_TTL_SECONDS="4",
                MEDIAGATE_RELOAD_SECONDS="0", PYTHONUNBUFFERED="1")
     return env
 
@@ -170,6 +178,26 @@ def test_a_killed_instance_s_job_is_finished_by_another_once(cluster: list[Insta
     assert [h["body"]["type"] for h in Hooks.received] == ["video.completed"], "exactly one delivery"
     assert takeover_s < 10 + 2, "within one lease (10 s) and a scan"
     assert new_owner.split(":")[1] in (str(b.pid), str(c.pid))
+
+
+def test_a_url_minted_by_one_instance_is_served_by_the_others_then_refused_everywhere(
+        cluster: list[Instance], moto: MotoServer, bucket: str) -> None:
+    a, b, c = cluster
+    r = httpx.post(b.base + "/v1/images/generations", json={"model": "dall-e-2", "prompt": "x", "size": "256x256"}, timeout=30)
+    url = r.json()["data"][0]["url"]
+    assert url.startswith(b.base)
+    path = url[len(b.base):]
+    hits = 0
+    for inst in (a, b, c):
+        got = httpx.get(inst.base + path, timeout=10)
+        assert got.status_code == 200 and got.content[:8] == b"\x89PNG\r\n\x1a\n"
+        hits += 1
+    assert [k for k in moto.keys(bucket) if k.startswith("cluster/media/")], "stored once, in the bucket"
+    time.sleep(4.5)  # the TTL (4 s) passes
+    assert {httpx.get(inst.base + path, timeout=10).status_code for inst in (a, b, c)} == {410}
+    wait_for(lambda: not [k for k in moto.keys(bucket) if k.startswith("cluster/media/")], 60,
+             "the expired object gone from the bucket (each instance sweeps every 30 s +- 25 %)")
+    print(f"\nSCALING cross_instance_media_hits={hits}/3")
 
 
 def test_one_idempotency_key_sent_to_two_instances_at_once_makes_one_job(cluster: list[Instance], sim: SimulatorThread) -> None:
