@@ -347,14 +347,20 @@ async def openapi(request: Request, rt: Runtime) -> Response:
     return _json(document(rt.catalog))
 
 
+def _request_id(request: Request) -> str:
+    """The caller's request id when it is well formed, else a fresh one: every answer carries one."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    return incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _json(errors.not_found(f"No endpoint {request.method} {request.url.path}.").to_body(), 404)
+    return _error(errors.not_found(f"No endpoint {request.method} {request.url.path}."), _request_id(request))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     err = GatewayError(405, f"Method {request.method} is not allowed on {request.url.path}.", "invalid_request_error",
                        "method_not_allowed")
-    return _json(err.to_body(), 405)
+    return _error(err, _request_id(request))
 
 
 def _stored_secret(path: Path) -> str:

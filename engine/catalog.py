@@ -25,7 +25,7 @@ from mediagate.errors import model_not_found
 from mediagate.inputs import DEFAULT_INPUT_IMAGES, InputImage
 from mediagate.operations import apply_all, compile_keywords
 from mediagate.paths import PathError
-from mediagate.provider import Operation, Provider, compile_provider
+from mediagate.provider import Operation, Provider, ProviderSpecError, compile_provider
 from mediagate.request_schema import RequestValidator, build
 from mediagate.shape import ShapeSpec
 from mediagate.templates import Renderer, TemplateError, compile_value
@@ -287,7 +287,7 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
             continue
         try:
             providers[pid] = compile_provider(merged, str(path), env)
-        except (TemplateError, PathError) as exc:
+        except (TemplateError, PathError, ProviderSpecError) as exc:
             problems.append(f"{path}: {exc}")
 
     specs: dict[str, tuple[Path, dict[str, Any]]] = {}

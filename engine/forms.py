@@ -8,6 +8,7 @@ JSON carries images as data: or https URLs in `image` / `images` (strings or {"i
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -62,7 +63,8 @@ def _typed(value: str, prop: dict[str, Any]) -> Any:
         if kind == "integer":
             return int(value)
         if kind == "number":
-            return float(value)
+            number = float(value)
+            return number if math.isfinite(number) else value  # NaN / Infinity: refused by the schema as not a number
         if kind == "boolean" and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if kind in ("object", "array"):

@@ -38,6 +38,7 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
     validator = model.validators.get(operation)
     if validator is None:
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
+    body = validator.without_nulls(body)
     validator.validate(body)
     return model, forced, model.canonical(body, operation)
 
@@ -96,8 +97,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
         target = rt.target(route.provider, force_sandbox)
         if target is None:
             err = routing.not_configured(route)
-            attempts.append(routing.attempt(route, req.operation, started, err))
-            errors.append(err)
+            attempts.append(routing.attempt(route, req.operation, started, err))  # listed, not a failure: it was never tried
             continue
         try:
             target = await rt.authorize(route.provider, target)
@@ -106,7 +106,8 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
         except UpstreamError as err:
             attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling))
             errors.append(err)
-            rt.health.record(route.provider.id, ok=not err.retryable)
+            if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                rt.health.record(route.provider.id, ok=False)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue

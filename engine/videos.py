@@ -139,8 +139,7 @@ async def _attempt_routes(rt: Runtime, job: dict[str, Any], model: Model, req: C
         started = time.monotonic()
         target = rt.target(route.provider, job.get("sandbox", False))
         if target is None:
-            errors.append(routing.not_configured(route))
-            attempts.append(routing.attempt(route, "video", started, errors[-1]))
+            attempts.append(routing.attempt(route, "video", started, routing.not_configured(route)))  # listed, not a failure
             continue
         try:
             target = await rt.authorize(route.provider, target)
@@ -151,7 +150,8 @@ async def _attempt_routes(rt: Runtime, job: dict[str, Any], model: Model, req: C
         except UpstreamError as err:
             errors.append(err)
             attempts.append(routing.attempt(route, "video", started, err, target.sandbox))
-            rt.health.record(route.provider.id, ok=not err.retryable)
+            if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                rt.health.record(route.provider.id, ok=False)
             await rt.jobs.update(job["id"], attempts=attempts, upstream={})
             resume = {}
             if not err.retryable:
