@@ -169,13 +169,10 @@ async def chat_completions(request: Request, rt: Runtime) -> Response:
 async def videos_create(request: Request, rt: Runtime) -> Response:
     """JSON, or multipart with an input_reference file part; 202 with a queued video object."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        body, refs, _ = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
-        reference = refs[0] if refs else None
+        body, refs, mask = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
+        reference = forms.video_reference_parts(refs, mask)
     else:
-        body = await _read_json(request, rt.settings.max_body_bytes)
-        reference = body.pop("input_reference", None) if isinstance(body, dict) else None
-        if isinstance(reference, dict):
-            reference = reference.get("image_url", reference.get("url"))
+        body, reference = forms.video_reference_json(await _read_json(request, rt.settings.max_body_bytes))
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, _sandbox_asked(request), "video"))
     status, video = await videos.create(rt, body, reference, _sandbox_asked(request))

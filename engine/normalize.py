@@ -42,6 +42,18 @@ def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
     return req.with_(shape=resolved).adjusted(*adjustments)
 
 
+@operation("inputs", default={})
+def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
+    """What the model requires of its input images, checked when the request is made (not when a job fails)."""
+    if spec.get("match_size") and req.images and req.shape.size:
+        first = req.images[0]
+        if (first.width, first.height) != (req.shape.width, req.shape.height):
+            param = "input_reference" if req.operation == "video" else "image"
+            raise invalid_request(f"The {param} image is {first.width}x{first.height}; model '{req.model_id}' needs it "
+                                  f"to be exactly the output size, {req.shape.size}.", param, "invalid_image_size")
+    return req
+
+
 @operation("thinking", default={"levels": ["off"]})
 def thinking(spec: dict[str, Any], req: Canonical) -> Canonical:
     """Validated per model: a level the model lacks is a 400 listing the supported set, never a guess."""
