@@ -66,7 +66,8 @@ def _watched(req: Canonical) -> dict[str, list[Any]]:
     for name, value in req.params.items():
         if name in body and value is not None:
             out["params." + name] = [None, _other(value)]
-    return out
+    decided = {a["param"] for a in req.adjustments}  # the model already changed these: that is their story
+    return {k: v for k, v in out.items() if k.removeprefix("params.") not in decided}
 
 
 def _other(value: Any) -> Any:
