@@ -170,13 +170,10 @@ async def chat_completions(request: Request, rt: Runtime) -> Response:
 async def videos_create(request: Request, rt: Runtime) -> Response:
     """JSON, or multipart with an input_reference file part; 202 with a queued video object."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        body, refs, _ = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
-        reference = refs[0] if refs else None
+        body, refs, mask = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
+        reference = forms.video_reference_parts(refs, mask)
     else:
-        body = await _read_json(request, rt.settings.max_body_bytes)
-        reference = body.pop("input_reference", None) if isinstance(body, dict) else None
-        if isinstance(reference, dict):
-            reference = reference.get("image_url", reference.get("url"))
+        body, reference = forms.video_reference_json(await _read_json(request, rt.settings.max_body_bytes))
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, _sandbox_asked(request), "video"))
     status, video = await videos.create(rt, body, reference, _sandbox_asked(request))
@@ -344,14 +341,20 @@ async def openapi(request: Request, rt: Runtime) -> Response:
     return _json(document(rt.catalog))
 
 
+def _request_id(request: Request) -> str:
+    """The caller's request id when it is well formed, else a fresh one: every answer carries one."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    return incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _json(errors.not_found(f"No endpoint {request.method} {request.url.path}.").to_body(), 404)
+    return _error(errors.not_found(f"No endpoint {request.method} {request.url.path}."), _request_id(request))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     err = GatewayError(405, f"Method {request.method} is not allowed on {request.url.path}.", "invalid_request_error",
                        "method_not_allowed")
-    return _json(err.to_body(), 405)
+    return _error(err, _request_id(request))
 
 
 def _stored_secret(path: Path) -> str:

@@ -19,13 +19,13 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
-from mediagate import context, normalize  # noqa: F401  (normalize registers the operations)
+from mediagate import context, normalize, suggest  # noqa: F401  (normalize registers the operations)
 from mediagate.canonical import Canonical
 from mediagate.errors import model_not_found
 from mediagate.inputs import DEFAULT_INPUT_IMAGES, InputImage
 from mediagate.operations import apply_all, compile_keywords
 from mediagate.paths import PathError
-from mediagate.provider import Operation, Provider, compile_provider
+from mediagate.provider import Operation, Provider, ProviderSpecError, compile_provider
 from mediagate.request_schema import RequestValidator, build
 from mediagate.shape import ShapeSpec
 from mediagate.templates import Renderer, TemplateError, compile_value
@@ -115,7 +115,7 @@ class Catalog:
             model = self.names[rest]
             if any(r.provider.id == prefix for r in model.routes):
                 return model, prefix
-        raise model_not_found(name[:MAX_NAME_ECHO_CHARS])
+        raise model_not_found(name[:MAX_NAME_ECHO_CHARS], suggest.nearest_models(rest or name, self.models))
 
 
 # ------------------------------------------------------------------ files
@@ -286,7 +286,7 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
             continue
         try:
             providers[pid] = compile_provider(merged, str(path), env)
-        except (TemplateError, PathError) as exc:
+        except (TemplateError, PathError, ProviderSpecError) as exc:
             problems.append(f"{path}: {exc}")
 
     specs: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -457,7 +457,23 @@ def dry_render(model: Model) -> list[str]:
             operation = route.operation(op)
             target = Target("http://spec.check", {k: "x" for k in route.provider.secrets}, True)
             try:
-                render(route.provider, operation, context.build(req, route, min(req.n, route.native_n)), target)
+                ctx = context.build(req, route, min(req.n, route.native_n))
+                sent = render(route.provider, operation, ctx, target)
+                if op == "edit":
+                    problems += _mask_declared(route, operation, sent, ctx, target, i)
             except TemplateError as exc:
                 problems.append(f"$.routes[{i}]: {route.provider.file} {exc}")
     return problems
+
+
+def _mask_declared(route: Route, operation: Operation, sent: Any, ctx: dict[str, Any], target: Any, i: int) -> list[str]:
+    """An edit operation's `mask: true` must match what its request does with a mask, both ways."""
+    from mediagate.upstream import render
+
+    reads = render(route.provider, operation, {**ctx, "mask": None}, target).json != sent.json
+    if reads == operation.takes_mask:
+        return []
+    name = route.op_names.get("edit", "edit")
+    if reads:
+        return [f"$.routes[{i}]: {route.provider.file} $.operations.{name}: the request sends the mask; declare mask: true"]
+    return [f"$.routes[{i}]: {route.provider.file} $.operations.{name}.mask: declared, but the request never sends the mask"]

@@ -86,8 +86,7 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
         target = rt.target(route.provider, force_sandbox)
         if target is None:
             err = routing.not_configured(route)
-            attempts.append(routing.attempt(route, "chat", started, err))
-            errors.append(err)
+            attempts.append(routing.attempt(route, "chat", started, err))  # listed, not a failure: it was never tried
             continue
         op = route.operation("chat")
         try:
@@ -107,7 +106,8 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
         except UpstreamError as err:
             attempts.append(routing.attempt(route, "chat", started, err, target.sandbox))
             errors.append(err)
-            rt.health.record(route.provider.id, ok=not err.retryable)
+            if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                rt.health.record(route.provider.id, ok=False)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue

@@ -137,7 +137,7 @@ def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> Ga
                             "rate_limit_exceeded", None, {"Retry-After": str(retry)})
     if codes == {"upstream_timeout"}:
         return GatewayError(504, f"Every provider timed out: {listing}", "timeout_error", "upstream_timeout")
-    if not errors:
-        return GatewayError(502, "No provider route is available for this model.", "upstream_error",
-                            "all_providers_exhausted")
+    if not errors:  # no route could be tried: none is configured
+        return GatewayError(502, "No provider route is available for this model" + (f": {listing}" if listing else "."),
+                            "upstream_error", "all_providers_exhausted")
     return GatewayError(502, f"All providers failed: {listing}", "upstream_error", "all_providers_exhausted")

@@ -32,9 +32,10 @@ def invalid_request(message: str, param: str | None = None, code: str | None = "
     return GatewayError(400, message, "invalid_request_error", code, param)
 
 
-def model_not_found(model: str) -> GatewayError:
+def model_not_found(model: str, nearest: list[str] | None = None) -> GatewayError:
+    hint = f" Did you mean: {', '.join(nearest)}?" if nearest else ""
     return GatewayError(
-        404, f"The model '{model}' does not exist or is not served by this gateway.",
+        404, f"The model '{model}' does not exist or is not served by this gateway.{hint}",
         "invalid_request_error", "model_not_found", "model")
 
 

@@ -8,6 +8,7 @@ JSON carries images as data: or https URLs in `image` / `images` (strings or {"i
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -56,13 +57,40 @@ def split_edit_json(body: Any) -> tuple[Any, list[Any], Any]:
     return rest, images, mask
 
 
+def video_reference_json(body: Any) -> tuple[Any, Any]:
+    """A JSON video request's `input_reference` (a URL string, or an object holding one) taken out of the body;
+    an object without a URL or a list is refused rather than turning the request into a text-only video."""
+    if not isinstance(body, dict) or body.get("input_reference") is None:
+        return body, None
+    rest = {k: v for k, v in body.items() if k != "input_reference"}
+    value = body["input_reference"]
+    if isinstance(value, dict):
+        value = value.get("image_url", value.get("url"))
+        if isinstance(value, dict):  # {"image_url": {"url": ...}} as in chat content parts
+            value = value.get("url")
+    if not isinstance(value, str) or not value:
+        raise errors.invalid_request("input_reference must be one image: a data: or https URL, or an object with "
+                                     "image_url or url holding one.", "input_reference")
+    return rest, value
+
+
+def video_reference_parts(references: list[Any], mask: Any) -> Any:
+    """The one input_reference part of a multipart video request; more than one, or a mask, is refused."""
+    if len(references) > 1:
+        raise errors.invalid_request(f"A video takes one input_reference; {len(references)} were sent.", "input_reference")
+    if mask is not None:
+        raise errors.invalid_request("Videos take no mask.", "mask", "unsupported_parameter")
+    return references[0] if references else None
+
+
 def _typed(value: str, prop: dict[str, Any]) -> Any:
     kind = prop.get("type")
     try:
         if kind == "integer":
             return int(value)
         if kind == "number":
-            return float(value)
+            number = float(value)
+            return number if math.isfinite(number) else value  # NaN / Infinity: refused by the schema as not a number
         if kind == "boolean" and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if kind in ("object", "array"):

@@ -24,7 +24,7 @@ import socket
 import time
 from typing import Any
 
-from mediagate import context, errormap, extract, fanout, inputs, pricing, routing, upstream, webhooks
+from mediagate import carried, context, errormap, extract, fanout, inputs, pricing, routing, upstream, webhooks
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError
@@ -168,12 +168,13 @@ class JobRunner:
         routes = routing.order(model, job.get("forced"), health=rt.health)
         if resume.get("provider"):  # resuming: the job's own route first, so its upstream jobs are polled again
             routes = sorted(routes, key=lambda r: r.provider.id != resume["provider"])
+        planned = req
         for route in routes:
+            req, own = carried.adapt(planned, route)  # this route's own adjustments (a fallback's too)
             started = time.monotonic()
             target = rt.target(route.provider, job.get("sandbox", False))
             if target is None:
-                errors.append(routing.not_configured(route))
-                attempts.append(routing.attempt(route, "video", started, errors[-1]))
+                attempts.append(routing.attempt(route, "video", started, routing.not_configured(route)))  # listed, not a failure
                 continue
             own = resume if resume.get("provider") == route.provider.id else {}
             try:
@@ -184,8 +185,9 @@ class JobRunner:
                     for i, k in enumerate(fanout.batches(req.n, route.native_n))])
             except UpstreamError as err:
                 errors.append(err)
-                attempts.append(routing.attempt(route, "video", started, err, target.sandbox))
-                rt.health.record(route.provider.id, ok=not err.retryable)
+                attempts.append(routing.attempt(route, "video", started, err, target.sandbox) | _own(own))
+                if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                    rt.health.record(route.provider.id, ok=False)
                 await rt.jobs.update(job["id"], self.owner, attempts=attempts, upstream={})
                 resume = {}
                 if not err.retryable or err.code == "submit_interrupted":
@@ -194,8 +196,9 @@ class JobRunner:
                     return
                 continue
             rt.health.record(route.provider.id, ok=True)
-            attempts.append(routing.attempt(route, "video", started, None, target.sandbox))
-            await self._finish_completed(job["id"], model, req, route, [o for batch in outputs for o in batch], attempts)
+            attempts.append(routing.attempt(route, "video", started, None, target.sandbox) | _own(own))
+            await self._finish_completed(job["id"], model, req, route, [o for batch in outputs for o in batch], attempts,
+                                         list(job.get("adjustments", [])) + own)
             return
         err = errormap.exhausted([a for a in attempts if "error" in a], errors)
         await self._finish_failed(job["id"], err.code or "all_providers_exhausted", err.message)
@@ -266,7 +269,8 @@ class JobRunner:
         return files
 
     async def _finish_completed(self, job_id: str, model: Model, req: Canonical, route: Route,
-                                files: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> None:
+                                files: list[dict[str, Any]], attempts: list[dict[str, Any]],
+                                adjustments: list[dict[str, Any]]) -> None:
         produced = pricing.Produced(tuple((req.shape.width or 0, req.shape.height or 0) for _ in files),
                                     len(fanout.batches(req.n, route.native_n)),
                                     pricing.facts(req.shape.as_context(), req.params, req.thinking, None),
@@ -276,6 +280,7 @@ class JobRunner:
         job = await self.rt.jobs.update(job_id, self.owner, status="completed", progress=100, completed_at=now,
                                         expires_at=now + VIDEO_TTL_S, outputs=files, attempts=attempts,
                                         provider=route.provider.id, executed_model=route.model_for("video"),
+                                        adjustments=adjustments,
                                         cost=round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,
                                         cost_currency=cost["currency"] if cost else None)
         if job is not None:
@@ -286,6 +291,10 @@ class JobRunner:
                                         error={"code": code, "message": message})
         if job is not None:
             await webhooks.enqueue(self.rt.jobs, job, "video.failed")
+
+
+def _own(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"adjustments": adjustments} if adjustments else {}
 
 
 def _submitting(provider_id: str, index: int) -> Any:

@@ -14,6 +14,8 @@ from mediagate.errors import invalid_request
 from mediagate.operations import operation
 
 LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
+VIDEO_ONLY = ("input_reference", "webhook_url", "idempotency_key")          # refused on image requests
+VIDEO_REFUSED = ("output_format", "output_compression", "response_format", "stream")  # refused on video requests
 
 
 @operation("limits", default={})
@@ -27,11 +29,29 @@ def limits(arg: dict[str, Any], req: Canonical) -> Canonical:
 def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
     body = req.body
     size, ratio, tier = body.get("size"), body.get("aspect_ratio"), body.get("resolution")
-    if req.implicit_size and size in (None, "auto") and ratio is None and tier is None:
-        resolved, _ = shapes.resolve(spec, req.implicit_size, None, None)  # follows the input image: nothing asked, nothing adjusted
-        return req.with_(shape=resolved)
+    if req.implicit_size and size in (None, "auto") and ratio is None:
+        if tier is None:
+            resolved, _ = shapes.resolve(spec, req.implicit_size, None, None)  # follows the input image: nothing asked, nothing adjusted
+            return req.with_(shape=resolved)
+        # resolution alone scales without changing shape (seed 001): the input image's ratio at the asked tier;
+        # the ratio was not the caller's, so only what happened to the resolution is theirs to read
+        w, h = shapes.parse_size(req.implicit_size)
+        resolved, adjustments = shapes.resolve(spec, None, shapes.reduced_ratio(w, h), tier)
+        return req.with_(shape=resolved).adjusted(*(a for a in adjustments if a["param"] != "aspect_ratio"))
     resolved, adjustments = shapes.resolve(spec, size, ratio, tier)
     return req.with_(shape=resolved).adjusted(*adjustments)
+
+
+@operation("inputs", default={})
+def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
+    """What the model requires of its input images, checked when the request is made (not when a job fails)."""
+    if spec.get("match_size") and req.images and req.shape.size:
+        first = req.images[0]
+        if (first.width, first.height) != (req.shape.width, req.shape.height):
+            param = "input_reference" if req.operation == "video" else "image"
+            raise invalid_request(f"The {param} image is {first.width}x{first.height}; model '{req.model_id}' needs it "
+                                  f"to be exactly the output size, {req.shape.size}.", param, "invalid_image_size")
+    return req
 
 
 @operation("thinking", default={"levels": ["off"]})
@@ -82,6 +102,12 @@ def enhance_prompt(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
 def output(spec: dict[str, Any], req: Canonical) -> Canonical:
     """Ask the provider for a format it makes itself; the gateway converts or re-encodes the rest."""
     body = req.body
+    if req.operation == "video":  # a video is an MP4 fetched from /videos/{id}/content: none of these can apply
+        for name in VIDEO_REFUSED:
+            if body.get(name) not in (None, False):
+                raise invalid_request(f"'{name}' is not supported for videos (they are delivered as files from "
+                                      "GET /v1/videos/{id}/content).", name, "unsupported_parameter")
+        return req
     fmt: str | None = body.get("output_format")
     comp: int | None = body.get("output_compression")
     native = spec["formats"]
@@ -105,7 +131,10 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
 def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
     """Video length: `seconds` (alias `duration`, numbers or digit strings) matched to the nearest allowed."""
     body = req.body
-    raw = body.get("seconds", body.get("duration"))
+    seconds, duration = body.get("seconds"), body.get("duration")
+    if seconds is not None and duration is not None and _seconds(seconds) != _seconds(duration):
+        raise invalid_request(f"seconds ({seconds!r}) and its alias duration ({duration!r}) disagree.", "duration")
+    raw = seconds if seconds is not None else duration
     if spec is None:
         if raw is None:
             return req
@@ -125,6 +154,13 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
     return req.with_(seconds=chosen)
 
 
+def _seconds(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
 def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else x
 
@@ -133,6 +169,10 @@ def _num(x: float) -> float | int:
 def params(spec: dict[str, Any], req: Canonical) -> Canonical:
     """Declared model parameters (with defaults) for templates; everything unknown is passthrough."""
     body = req.body
+    if req.operation != "video":
+        for name in VIDEO_ONLY:
+            if body.get(name) is not None:
+                raise invalid_request(f"'{name}' is only accepted by POST /v1/videos.", name, "unsupported_parameter")
     declared = {name: body.get(name, p.get("default")) for name, p in spec.items()}
     extra = {k: v for k, v in body.items() if k not in UNIVERSAL_FIELDS and k not in spec and k not in OPENAI_IMAGE_FIELDS}
     dropped = [adjustment(k, body[k], None, f"ignored: model '{req.model_id}' has no {k} parameter")

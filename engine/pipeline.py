@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import errormap, fanout, inputs, postprocess, pricing, routing
+from mediagate import carried, errormap, fanout, inputs, postprocess, pricing, routing
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
@@ -38,6 +38,7 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
     validator = model.validators.get(operation)
     if validator is None:
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
+    body = validator.without_nulls(body)
     validator.validate(body)
     return model, forced, model.canonical(body, operation)
 
@@ -62,6 +63,7 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
     model, forced, req = prepare(rt, body, operation)
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
+        carried.refuse_unsendable(model, forced, req)
     try:
         async with asyncio.timeout(rt.settings.request_timeout_s):
             return await _route(rt, model, forced, req, base_url, force_sandbox)
@@ -76,41 +78,49 @@ async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operatio
     model, forced, req = prepare(rt, body, operation)
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
+        carried.refuse_unsendable(model, forced, req)
     routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
     if not routes:
         raise errormap.exhausted([], [])
     route = routes[0]
+    req, _ = carried.adapt(req, route)
     sizes = ((req.shape.width or 0, req.shape.height or 0),) * req.n
     cost = pricing.price(route.pricing, _produced(req, route, sizes, req.shape.size, req.output_format or req.upstream_format))
     return {"estimated": True, "model": model.id, "provider": route.provider.id, "executed_model": route.model_for(req.operation),
             **(cost or pricing.UNPRICED), "adjustments": list(req.adjustments)}
 
 
+def _own(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"adjustments": adjustments} if adjustments else {}
+
+
 async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, base_url: str,
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
+    planned = req
     for route in routing.order(model, forced, health=rt.health):
+        req, own = carried.adapt(planned, route)  # this route's own adjustments (a fallback's too)
         started = time.monotonic()
         cooling = rt.health.cooling(route.provider.id)
         target = rt.target(route.provider, force_sandbox)
         if target is None:
             err = routing.not_configured(route)
-            attempts.append(routing.attempt(route, req.operation, started, err))
-            errors.append(err)
+            attempts.append(routing.attempt(route, req.operation, started, err))  # listed, not a failure: it was never tried
             continue
         try:
             target = await rt.authorize(route.provider, target)
             outputs = await fanout.run(rt, req, route, target)
             delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
         except UpstreamError as err:
-            attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling))
+            attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling) | _own(own))
             errors.append(err)
-            rt.health.record(route.provider.id, ok=not err.retryable)
+            if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                rt.health.record(route.provider.id, ok=False)
             if not err.retryable:
                 raise errormap.to_client(err) from None
             continue
-        attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling))
+        attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling) | _own(own))
         rt.health.record(route.provider.id, ok=True)
         first = delivered[0].info
         cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),

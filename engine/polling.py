@@ -32,10 +32,12 @@ def _check_failed(job: JobSpec, body: Any) -> None:
 def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], target: Target) -> str:
     if step.url is not None:
         url = search(step.url, submitted)
+        # both come from the submit reply, so asking again can never help: not retryable
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise errormap.make("upstream_malformed", "The provider's job reply has no usable job URL.")
+            raise errormap.make("upstream_malformed", "The provider's job reply has no usable job URL.", retryable=False)
         if not upstream.same_origin_or(url, target.base_url, () if target.sandbox else job.trusted_hosts):
-            raise errormap.make("upstream_malformed", "The provider's job URL points at a host it is not trusted for.")
+            raise errormap.make("upstream_malformed", "The provider's job URL points at a host it is not trusted for.",
+                                retryable=False)
         return url
     assert step.path is not None
     return upstream.url_for(target.base_url, str(step.path(ctx)))

@@ -89,6 +89,7 @@ class Operation:
     on_empty: dict[str, Any] | None
     job: JobSpec | None = None
     multipart: bool = False                # `json` renders the fields of a multipart/form-data body
+    takes_mask: bool = False               # the request sends the edit mask (declared with `mask: true`)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Provider:
     file: str
     base_url: str
     secrets: dict[str, str | None]
-    missing_secrets: list[str]           # required secrets whose environment variable is unset
+    missing_secrets: list[str]           # environment variables to set before the provider is configured
     auth_headers: dict[str, Renderer]
     auth_query: dict[str, Renderer]
     sandbox_path: str | None
@@ -116,9 +117,41 @@ class Provider:
         """True when the environment lacks what a real call needs (keys, or an operator's base URL)."""
         if self.sandbox_path is None:
             return False
-        needed = self.sandbox_unless_env or [ref["env"] for ref in self.spec.get("secrets", {}).values()
-                                             if not ref.get("optional")]
-        return any(not env.get(name) for name in needed)
+        if self.sandbox_unless_env:
+            return any(not env.get(name) for name in self.sandbox_unless_env)
+        refs = self.spec.get("secrets", {})
+        return bool(_missing(self.spec, {n: env.get(r["env"]) or None for n, r in refs.items()}))
+
+
+class ProviderSpecError(Exception):
+    """A provider spec that is schema-valid but contradicts itself; `path` locates the problem."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+def secret_sets(spec: Mapping[str, Any]) -> list[list[str]]:
+    """The sets of secrets that make a provider configured: `configured_when`, else every non-optional secret.
+    A provider whose secrets are all optional must say (else it would count as configured with none)."""
+    refs = spec.get("secrets", {})
+    if "configured_when" in spec:
+        for i, names in enumerate(spec["configured_when"]):
+            for name in names:
+                if name not in refs:
+                    raise ProviderSpecError(f"$.configured_when[{i}]", f"no secret {name!r} in secrets")
+        return [list(names) for names in spec["configured_when"]]
+    if refs and all(r.get("optional") for r in refs.values()):
+        raise ProviderSpecError("$.secrets", "every secret is optional: say which make the provider configured "
+                                "with configured_when (e.g. [[access_token], [service_account]], or [[]] for none)")
+    return [[n for n, r in refs.items() if not r.get("optional")]]
+
+
+def _missing(spec: Mapping[str, Any], values: Mapping[str, str | None]) -> list[str]:
+    """Environment variables still unset for the nearest satisfiable secret set; [] when configured."""
+    refs = spec.get("secrets", {})
+    gaps = [[refs[n]["env"] for n in names if not values.get(n)] for names in secret_sets(spec)]
+    return [] if any(not g for g in gaps) else min(gaps, key=len)
 
 
 def _statuses(value: Any) -> frozenset[int] | None:
@@ -140,12 +173,8 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
     base_url = base if isinstance(base, str) else (env.get(base.get("env", ""), "") or base["default"])
     if "{{" in base_url:
         base_url = str(compile_value(base_url, "$.base_url")({"config": config}))
-    secrets: dict[str, str | None] = {}
-    missing: list[str] = []
-    for name, ref in spec.get("secrets", {}).items():
-        secrets[name] = env.get(ref["env"]) or None
-        if secrets[name] is None and not ref.get("optional"):
-            missing.append(ref["env"])
+    secrets = {name: env.get(ref["env"]) or None for name, ref in spec.get("secrets", {}).items()}
+    missing = _missing(spec, secrets)
     auth = spec.get("auth", {})
     operations = {name: _compile_operation(op, f"$.operations.{name}") for name, op in spec["operations"].items()}
     errors = tuple(_compile_rule(rule, f"$.errors[{i}]") for i, rule in enumerate(spec.get("errors", [])))
@@ -187,6 +216,7 @@ def _compile_operation(op: dict[str, Any], path: str) -> Operation:
                       for i, b in enumerate(op.get("blocked_when", []))),
         on_empty=op.get("on_empty"),
         job=_compile_job(op["async"], f"{path}.async") if "async" in op else None,
+        takes_mask=bool(op.get("mask", False)),
     )
 
 

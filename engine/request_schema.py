@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema
 
-from mediagate.canonical import MAX_N
+from mediagate.canonical import MAX_N, OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS
 from mediagate.errors import GatewayError, invalid_request
 from mediagate.operations import REGISTRY
 from mediagate.shape import ShapeSpec
@@ -140,6 +140,14 @@ class RequestValidator:
         self.schema = schema
         self._validator = _STRICT(schema)
 
+    def without_nulls(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with JSON nulls for fields the gateway knows removed: what the OpenAI SDKs send for a
+        parameter the caller left as None means "not given". Unknown fields keep their null (passed through)."""
+        known = self.schema["properties"].keys() | UNIVERSAL_FIELDS | OPENAI_IMAGE_FIELDS
+        if not any(v is None and k in known for k, v in body.items()):
+            return body
+        return {k: v for k, v in body.items() if not (v is None and k in known)}
+
     def validate(self, body: Any) -> None:
         if not isinstance(body, dict):
             raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
@@ -149,7 +157,8 @@ class RequestValidator:
 
 
 def _to_gateway_error(error: jsonschema.ValidationError, schema: dict[str, Any]) -> GatewayError:
-    param = str(error.path[0]) if error.path else None
+    # absolute: an error inside an anyOf branch has a path relative to that branch (often empty)
+    param = str(error.absolute_path[0]) if error.absolute_path else None
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else None
         return invalid_request(f"Missing required parameter: '{missing}'.", missing, "missing_required_parameter")
@@ -173,4 +182,7 @@ def _to_gateway_error(error: jsonschema.ValidationError, schema: dict[str, Any])
         return invalid_request(f"Invalid type for '{param}': expected {error.validator_value}.", param, "invalid_type")
     if error.validator == "pattern":
         return invalid_request(f"Invalid value for '{param}': {value!r} is not in the expected form.", param)
+    if error.validator == "anyOf":
+        kinds = sorted({str(b.get("type")) for b in error.validator_value if isinstance(b, dict) and "type" in b})
+        return invalid_request(f"Invalid value for '{param}': {value!r}; expected {' or '.join(kinds) or 'another form'}.", param)
     return invalid_request(f"Invalid value for '{param}': {error.message}", param)

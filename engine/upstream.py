@@ -12,7 +12,7 @@ import contextlib
 import fnmatch
 import json
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -97,19 +97,42 @@ class UpstreamReply:
 
 
 def _merge_into(body: Any, path: tuple[str, ...], extra: dict[str, Any]) -> Any:
-    """Merge the caller's unknown fields at `path`; values the templates set win."""
+    """Merge the caller's unknown fields at `path`, objects key by key; values the templates set win
+    (`passthrough_collisions` names the ones that lost, for the caller's adjustments)."""
     if not extra or not isinstance(body, dict):
         return body
+    body = dict(body)  # rendered constants are shared between requests: copy what is written to
     node = body
     for key in path:
         nxt = node.get(key)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            node[key] = nxt
+        node[key] = nxt = dict(nxt) if isinstance(nxt, dict) else {}
         node = nxt
-    for k, v in extra.items():
-        node.setdefault(k, v)
+    _merge(node, extra, "", None)
     return body
+
+
+def _merge(node: dict[str, Any], extra: Mapping[str, Any], prefix: str,
+           clashes: list[tuple[str, Any, Any]] | None) -> None:
+    for k, v in extra.items():
+        if k not in node:
+            node[k] = v
+        elif isinstance(node[k], dict) and isinstance(v, dict):
+            node[k] = dict(node[k])
+            _merge(node[k], v, f"{prefix}{k}.", clashes)
+        elif node[k] != v and clashes is not None:
+            clashes.append((prefix + k, v, node[k]))
+
+
+def passthrough_collisions(body: Any, path: tuple[str, ...], extra: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(dotted field, caller's value, template's value) for each unknown field the template sets otherwise."""
+    node = body
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return []
+    clashes: list[tuple[str, Any, Any]] = []
+    _merge(dict(node), extra, "", clashes)
+    return clashes
 
 
 def _strings(renderers: dict[str, Any], ctx: dict[str, Any]) -> dict[str, str]:

@@ -105,6 +105,7 @@ APPS: dict[str, FalApp] = {
     "fal-ai/flux-pro/v1.1": _FLUX,
     "fal-ai/flux-pro/v1.1-ultra": _FLUX_ULTRA,
     "fal-ai/gpt-image-1.5": _GPT_IMAGE,
+    "fal-ai/gpt-image-1.5/edit": _GPT_IMAGE,
     "fal-ai/flux-2": FalApp(formats=("jpeg", "png", "webp")),
     "fal-ai/flux-2-pro": _FLUX2,
     "fal-ai/flux-2-max": _FLUX2,

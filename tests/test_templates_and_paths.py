@@ -55,7 +55,7 @@ def test_jmespath_compiles_once_and_tolerates_odd_replies() -> None:
 
 def test_optional_secret_absent_sends_no_auth_header() -> None:
     spec = {"id": "local", "base_url": "http://127.0.0.1:9/v1",
-            "secrets": {"api_key": {"env": "LOCAL_KEY", "optional": True}},
+            "secrets": {"api_key": {"env": "LOCAL_KEY", "optional": True}}, "configured_when": [[]],
             "auth": {"headers": {"Authorization": "{{ 'Bearer ' ~ secrets.api_key if secrets.api_key else '' }}"}},
             "operations": {"generate": {"request": {"method": "POST", "path": "/images/generations", "json": {"p": "{{ prompt }}"}},
                                         "outputs": {"items": "data", "item": {"b64": "b64_json"}}}}}
