@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
+from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, textcheck, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -34,6 +34,7 @@ log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
 MEDIA_CHUNK_BYTES = 256 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED_REQUEST = 499   # nginx's status for a caller that left before the answer; logged and counted as such
 SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
@@ -65,7 +66,23 @@ def _error(err: GatewayError, request_id: str) -> Response:
     return _json(err.to_body(), err.status, {**err.headers, REQUEST_ID_HEADER: request_id})
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _require_json(request: Request, multipart_ok: bool) -> None:
+    """A JSON endpoint serves only `application/json` (or `application/*+json`): a web page's simple
+    cross-site POST (text/plain, form-urlencoded) never reaches a provider (CSRF)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    wanted = "application/json or multipart/form-data" if multipart_ok else JSON_MEDIA_TYPE
+    got = f"'{media[:60]}'" if media else "no Content-Type"
+    raise GatewayError(415, f"This endpoint takes {wanted}; the request has {got}.", "invalid_request_error",
+                       "unsupported_media_type")
+
+
+async def _read_json(request: Request, limit: int, multipart_ok: bool = False) -> Any:
+    _require_json(request, multipart_ok)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.too_large(limit)
@@ -80,11 +97,13 @@ async def _read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        body = json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
     except RecursionError:
         raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+    textcheck.check(body)
+    return body
 
 
 def _no_constants(name: str) -> Any:
@@ -120,8 +139,8 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
                 response = await handler(request, rt)
             except GatewayError as err:
                 response = _error(err, request_id)
-            except ClientGone:
-                response = Response(status_code=499)
+            except (ClientGone, ClientDisconnect):  # the caller left (mid-body or mid-work): nothing to answer
+                response = Response(status_code=CLIENT_CLOSED_REQUEST)
             except Exception:  # the last line of defence: log it, never show it
                 log.exception("unhandled error", extra={"request_id": request_id})
                 response = _error(errors.internal(), request_id)
@@ -172,7 +191,7 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
         body, refs, _ = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
         reference = refs[0] if refs else None
     else:
-        body = await _read_json(request, rt.settings.max_body_bytes)
+        body = await _read_json(request, rt.settings.max_body_bytes, multipart_ok=True)
         reference = body.pop("input_reference", None) if isinstance(body, dict) else None
         if isinstance(reference, dict):
             reference = reference.get("image_url", reference.get("url"))
@@ -229,7 +248,7 @@ async def images_edits(request: Request, rt: Runtime) -> Response:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         body, images, mask = await forms.read_edit_form(request, rt)
     else:
-        body = await _read_json(request, rt.settings.max_body_bytes)
+        body = await _read_json(request, rt.settings.max_body_bytes, multipart_ok=True)
         body, images, mask = forms.split_edit_json(body)
     sandbox = _sandbox_asked(request)
     if _dry_run(request):

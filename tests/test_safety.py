@@ -77,3 +77,110 @@ def test_retry_after_both_forms_and_capped(scripted: Scripted, scripted_gateway:
     r = post_json(scripted_gateway, GEN, {"model": "dall-e-2", "prompt": "x"})
     assert r.status_code == 429, r.text
     assert low <= int(r.headers["retry-after"]) <= high, r.headers["retry-after"]
+
+
+# ------------------------------------------------------------------ text no upstream can carry (item 3)
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    # an edit whose upstream body is multipart: a surrogate cannot be written as UTF-8
+    ("/v1/images/edits", {"model": "gpt-image-1", "prompt": "\ud800", "image": "$png"}, "prompt"),
+    # a control character in a field name would break a multipart part's headers
+    ("/v1/images/edits", {"model": "gpt-image-1", "prompt": "x", "a\r\nX-Evil: 1": "y", "image": "$png"}, "a\\r\\nX-Evil: 1"),
+    ("/v1/images/edits", {"model": "gpt-image-1", "prompt": "x", "\u0001": "y", "image": "$png"}, "\\x01"),
+    # JSON upstreams: NUL in a value, a surrogate nested in a passthrough field
+    (GEN, {"model": "gemini-2.5-flash-image", "prompt": "a\u0000b"}, "prompt"),
+    (GEN, {"model": "flux.1-schnell", "prompt": "x", "extra": {"deep": ["ok", "\udfff"]}}, "extra.deep[1]"),
+    # a video job must be refused at create, not fail later with internal_error
+    ("/v1/videos", {"model": "sora-2", "prompt": "\ud83d"}, "prompt"),
+    ("/v1/videos", {"model": "wan-2.5", "prompt": "x", "\u0000": 1}, "\\x00"),
+    ("/v1/chat/completions", {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "\ud800"}]},
+     "messages[0].content"),
+])
+def test_text_no_upstream_can_carry_is_400_naming_the_param(gateway: GatewayThread, sim_clean: Any, path: str,
+                                                            body: dict[str, Any], param: str) -> None:
+    from tests.servers import image_bytes
+    import base64
+    if body.get("image") == "$png":
+        body["image"] = "data:image/png;base64," + base64.b64encode(image_bytes("png", 64, 64)).decode()
+    r = post_json(gateway, path, body)
+    assert r.status_code == 400, r.text[:300]
+    err = r.json()["error"]
+    assert (err["param"], err["code"]) == (param, "invalid_characters"), err
+    assert sim_clean.requests() == []
+
+
+def test_multipart_field_name_with_a_control_character_is_400(gateway: GatewayThread, sim_clean: Any) -> None:
+    from tests.servers import image_bytes
+    b = "mgboundary"
+    parts = [(f'--{b}\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-image-1\r\n').encode(),
+             (f'--{b}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx\r\n').encode(),
+             (f'--{b}\r\nContent-Disposition: form-data; name="we\x01ird"\r\n\r\ny\r\n').encode(),
+             (f'--{b}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n').encode()
+             + image_bytes("png", 64, 64) + f"\r\n--{b}--\r\n".encode()]
+    r = httpx.post(gateway.base_url + "/v1/images/edits", content=b"".join(parts),
+                   headers={"content-type": f"multipart/form-data; boundary={b}"}, timeout=30)
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["error"]["param"] == "we\\x01ird"
+    assert sim_clean.requests() == []
+
+
+def test_ordinary_unicode_and_control_characters_in_values_still_pass(gateway: GatewayThread) -> None:
+    r = post_json(gateway, GEN, {"model": "dall-e-2", "prompt": "a fox 🦊 in snow\twith\nlines — ünïcode", "size": "256x256",
+                                 "response_format": "b64_json"})
+    assert r.status_code == 200, r.text[:300]
+
+
+def _metric(gw: GatewayThread, endpoint: str, status: int) -> int:
+    text = httpx.get(gw.base_url + "/metrics").text
+    for line in text.splitlines():
+        if line.startswith(f'mediagate_requests_total{{endpoint="{endpoint}",status="{status}"}}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+@pytest.mark.parametrize(("path", "ctype", "endpoint"), [
+    (GEN, "application/json", "images.generations"),
+    ("/v1/images/edits", "multipart/form-data; boundary=zz", "images.edits"),
+])
+def test_client_gone_mid_body_is_499_not_an_error(gateway: GatewayThread, caplog: pytest.LogCaptureFixture, path: str,
+                                                  ctype: str, endpoint: str) -> None:
+    import socket
+    before = _metric(gateway, endpoint, 499)
+    with caplog.at_level("INFO", logger="mediagate"):
+        s = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: 100000\r\n\r\n".encode()
+                  + (b'--zz\r\nContent-Disposition: form-data; name="model"\r\n\r\n' if "multipart" in ctype else b'{"model": "dall'))
+        time.sleep(0.2)  # let the gateway start reading the body, then leave mid-body
+        s.close()
+        deadline = time.monotonic() + 5
+        while _metric(gateway, endpoint, 499) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _metric(gateway, endpoint, 499) == before + 1
+    assert _metric(gateway, endpoint, 500) == 0
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], [r.getMessage() for r in caplog.records]
+
+
+# ------------------------------------------------------------------ JSON means application/json (item 6)
+
+@pytest.mark.parametrize(("path", "ctype"), [
+    (GEN, "text/plain"),                                   # a web page's simple cross-site POST
+    (GEN, "application/x-www-form-urlencoded"),
+    (GEN, None),
+    ("/v1/chat/completions", "text/plain;charset=UTF-8"),
+    ("/v1/videos", "text/plain"),
+    ("/v1/images/edits", "text/plain"),
+])
+def test_json_endpoints_refuse_other_content_types(gateway: GatewayThread, sim_clean: Any, path: str, ctype: str | None) -> None:
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]} if "chat" in path else \
+        {"model": "sora-2" if "videos" in path else "dall-e-2", "prompt": "x", "size": "256x256"}
+    headers = {"content-type": ctype} if ctype else {}
+    r = httpx.post(gateway.base_url + path, content=json.dumps(body).encode(), headers=headers, timeout=30)
+    assert r.status_code == 415, r.text[:300]
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+    assert sim_clean.requests() == []
+
+
+def test_json_with_a_charset_is_json(gateway: GatewayThread) -> None:
+    r = httpx.post(gateway.base_url + GEN + "?dryRun=true", content=b'{"model": "dall-e-2", "prompt": "x"}',
+                   headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text
