@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, textcheck, videos, webhooks
+from mediagate import chat, errors, forms, imaging, jobstore, origin, pipeline, reload, textcheck, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -110,12 +110,6 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _base_url(request: Request, settings: Settings) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
-
-
 def _check_key(request: Request, settings: Settings) -> None:
     if not settings.api_keys:
         return
@@ -135,6 +129,8 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
             started = time.monotonic()
             try:
                 if authenticated:
+                    origin.check_host(request, rt.settings)
+                    origin.check_origin(request, rt.settings)
                     _check_key(request, rt.settings)
                 response = await handler(request, rt)
             except GatewayError as err:
@@ -160,7 +156,7 @@ async def images_generations(request: Request, rt: Runtime) -> Response:
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox))
-    result = await _unless_disconnected(request, pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox))
+    result = await _unless_disconnected(request, pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox))
     return _json(result.body, 200, result.headers)
 
 
@@ -253,7 +249,7 @@ async def images_edits(request: Request, rt: Runtime) -> Response:
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox, "edit", images, mask))
-    work = pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox, "edit", images, mask)
+    work = pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox, "edit", images, mask)
     result = await _unless_disconnected(request, work)
     return _json(result.body, 200, result.headers)
 
@@ -452,7 +448,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=origin.middleware(settings),
+                    exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
     app.state.metrics = _Metrics()
     app.state.started = int(time.time())

@@ -6,7 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import platformdirs
 
@@ -37,6 +37,8 @@ class Settings:
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
     state_dir: Path = field(default_factory=lambda: default_state_dir())  # job store (SQLite), secrets
     webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
+    cors_origins: tuple[str, ...] = ()         # web origins allowed to call from a browser; "*" any; empty: CORS off
+    allowed_hosts: tuple[str, ...] = ()        # Host names served (and put in media URLs); empty: the bound address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -59,4 +61,11 @@ class Settings:
         s.reload_interval_s = float(env.get("MEDIAGATE_RELOAD_SECONDS", s.reload_interval_s))
         s.fetch_allow = env.get("MEDIAGATE_FETCH_ALLOW", s.fetch_allow)
         s.webhook_secret = env.get("MEDIAGATE_WEBHOOK_SECRET") or None
+        s.cors_origins = _items(env.get("MEDIAGATE_CORS_ORIGINS", ""), lambda o: o.rstrip("/"))
+        s.allowed_hosts = _items(env.get("MEDIAGATE_ALLOWED_HOSTS", ""), str.lower)
         return s
+
+
+def _items(value: str, norm: Callable[[str], str]) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of normalized, non-empty items."""
+    return tuple(norm(v.strip()) for v in value.split(",") if v.strip())

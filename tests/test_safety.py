@@ -184,3 +184,87 @@ def test_json_with_a_charset_is_json(gateway: GatewayThread) -> None:
     r = httpx.post(gateway.base_url + GEN + "?dryRun=true", content=b'{"model": "dall-e-2", "prompt": "x"}',
                    headers={"content-type": "application/json; charset=utf-8"})
     assert r.status_code == 200, r.text
+
+
+# ------------------------------------------------------------------ hosts, origins, CORS (item 6)
+
+def _media_host(r: httpx.Response) -> str:
+    assert r.status_code == 200, r.text[:300]
+    return httpx.URL(r.json()["data"][0]["url"]).netloc.decode()
+
+
+URL_BODY = {"model": "dall-e-2", "prompt": "x", "size": "256x256", "response_format": "url"}
+
+
+def test_media_urls_never_carry_a_foreign_host(gateway: GatewayThread) -> None:
+    for host in ("evil.example:666", "127.0.0.1.evil.example", "localhost"):
+        r = httpx.post(gateway.base_url + GEN, json=URL_BODY, headers={"Host": host}, timeout=30)
+        assert _media_host(r) == f"127.0.0.1:{gateway.port}", host   # the address the connection reached
+
+
+def test_allowed_hosts_are_trusted_host_semantics(sim: Any, tmp_path: Any) -> None:
+    with GatewayThread(sim.base_url, tmp_path, allowed_hosts=("media.example", "*.corp.example")) as gw:
+        r = httpx.post(gw.base_url + GEN, json=URL_BODY, headers={"Host": "media.example:8443"}, timeout=30)
+        assert _media_host(r) == "media.example:8443"
+        r = httpx.post(gw.base_url + GEN, json=URL_BODY, headers={"Host": "a.corp.example"}, timeout=30)
+        assert _media_host(r) == "a.corp.example"
+        r = httpx.post(gw.base_url + GEN, json=URL_BODY, headers={"Host": "evil.example"}, timeout=30)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host"
+        assert httpx.get(gw.base_url + "/healthz", headers={"Host": "10.0.0.7"}).status_code == 200  # probes by IP
+
+
+def test_public_url_wins(sim: Any, tmp_path: Any) -> None:
+    with GatewayThread(sim.base_url, tmp_path, public_url="https://img.example.com/") as gw:
+        r = httpx.post(gw.base_url + GEN, json=URL_BODY, headers={"Host": "evil.example"}, timeout=30)
+        assert r.json()["data"][0]["url"].startswith("https://img.example.com/v1/media/")
+
+
+def test_cross_site_post_is_never_served(gateway: GatewayThread, sim_clean: Any) -> None:
+    """What a web page can send without a preflight: text/plain, forms (urlencoded or multipart)."""
+    site = {"Origin": "https://evil.example"}
+    r = httpx.post(gateway.base_url + GEN, content=json.dumps(URL_BODY), headers={**site, "content-type": "text/plain"})
+    assert r.status_code in (403, 415)
+    r = httpx.post(gateway.base_url + "/v1/images/edits", data={"model": "dall-e-2", "prompt": "x"},
+                   files={"image": ("a.png", b"\x89PNG")}, headers=site)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "origin_not_allowed"
+    r = httpx.post(gateway.base_url + GEN, json=URL_BODY, headers=site)     # even as JSON (a CORS-less fetch)
+    assert r.status_code == 403
+    assert sim_clean.requests() == []
+    assert "access-control-allow-origin" not in r.headers
+    pre = httpx.options(gateway.base_url + GEN, headers={**site, "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers  # CORS is off by default
+    same = httpx.post(gateway.base_url + GEN + "?dryRun=true", json=URL_BODY, headers={"Origin": gateway.base_url})
+    assert same.status_code == 200   # the gateway's own origin (a console it serves) is fine
+
+
+def test_cors_origins_allow_a_browser_app(sim: Any, tmp_path: Any) -> None:
+    app_origin = "https://app.example"
+    with GatewayThread(sim.base_url, tmp_path, cors_origins=(app_origin,)) as gw:
+        pre = httpx.options(gw.base_url + GEN, headers={"Origin": app_origin, "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "authorization, content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == app_origin
+        assert "POST" in pre.headers["access-control-allow-methods"]
+        r = httpx.post(gw.base_url + GEN + "?dryRun=true", json=URL_BODY, headers={"Origin": app_origin})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == app_origin
+        assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
+        other = httpx.options(gw.base_url + GEN, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert other.status_code == 400
+        assert httpx.post(gw.base_url + GEN, json=URL_BODY, headers={"Origin": "https://evil.example"}).status_code == 403
+
+
+def test_settings_read_the_new_variables() -> None:
+    from mediagate.config import Settings
+    s = Settings.from_env({"MEDIAGATE_CORS_ORIGINS": "https://a.example/, *", "MEDIAGATE_ALLOWED_HOSTS": "A.example,*.b.example"})
+    assert s.cors_origins == ("https://a.example", "*") and s.allowed_hosts == ("a.example", "*.b.example")
+
+
+# ------------------------------------------------------------------ webhook_url at create (item 6)
+
+@pytest.mark.parametrize("url", ["https://localhost/hook", "https://127.1/hook", "https://2130706433/hook",
+                                 "https://0x7f000001/hook", "https://[::ffff:127.0.0.1]/hook", "https://0/hook",
+                                 "https://no-such-host.invalid/hook"])
+def test_webhook_url_is_refused_at_create(gateway: GatewayThread, sim_clean: Any, url: str) -> None:
+    r = post_json(gateway, "/v1/videos", {"model": "sora-2", "prompt": "x", "webhook_url": url})
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["error"]["param"] == "webhook_url"
+    assert sim_clean.requests() == []
