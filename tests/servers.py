@@ -127,15 +127,32 @@ class Scripted:
                                   "headers": {k.lower(): v for k, v in request.headers.items()}, "json": body, "form": form})
             reply = self.replies.pop(0) if self.replies else {"status": 500, "json": {"error": "no scripted reply"}}
         if reply.get("delay_s"):
-            await asyncio.sleep(reply["delay_s"])
+            await _pause(request, reply["delay_s"])
         if reply.get("drop"):
             assert request.transport is not None
             request.transport.close()
             return web.Response()
         headers = reply.get("headers", {})
+        if "stream" in reply:  # server-sent events: strings are written as they come, numbers are pauses (s)
+            resp = web.StreamResponse(status=reply.get("status", 200), headers={"Content-Type": "text/event-stream", **headers})
+            await resp.prepare(request)
+            for part in reply["stream"]:
+                if isinstance(part, str):
+                    await resp.write(part.encode())
+                    continue
+                await _pause(request, part)
+            await resp.write_eof()
+            return resp
         if "raw" in reply:
             return web.Response(status=reply.get("status", 200), text=reply["raw"], headers=headers)
         return web.json_response(self.materialize(reply.get("json")), status=reply.get("status", 200), headers=headers)
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep, but stop as soon as the caller hung up (aiohttp does not cancel a handler when it does)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(0.02)
 
 
 class ScriptedThread:

@@ -268,3 +268,84 @@ def test_webhook_url_is_refused_at_create(gateway: GatewayThread, sim_clean: Any
     assert r.status_code == 400, r.text[:300]
     assert r.json()["error"]["param"] == "webhook_url"
     assert sim_clean.requests() == []
+
+
+# ------------------------------------------------------------------ deadlines (item 4)
+
+CHAT = "/v1/chat/completions"
+CHAT_BODY = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
+DEADLINE_S = 1.5
+SLACK_S = 0.5          # the target is deadline + 0.1 s (measured in docs/RELIABILITY.md); slack for a loaded CI machine
+CHUNK = 'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+
+
+@pytest.fixture(scope="module")
+def deadline_gw(scripted_server: Scripted, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with GatewayThread(scripted_server.base_url, tmp_path_factory.mktemp("dl"), request_timeout_s=DEADLINE_S) as gw:
+        yield gw
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    out = fn()
+    return out, time.monotonic() - started
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_hanging_upstream_is_504_at_the_deadline(deadline_gw: GatewayThread, scripted: Scripted, stream: bool) -> None:
+    scripted.replies += [{"delay_s": 20, "json": {}}, {"delay_s": 20, "json": {}}]   # every route hangs
+    r, took = _timed(lambda: post_json(deadline_gw, CHAT, {**CHAT_BODY, "stream": stream}))
+    assert r.status_code == 504 and r.json()["error"]["code"] == "upstream_timeout", r.text
+    assert DEADLINE_S - 0.05 <= took < DEADLINE_S + SLACK_S, took
+
+
+def test_chat_stream_stalled_mid_stream_ends_with_an_sse_error_at_the_deadline(deadline_gw: GatewayThread,
+                                                                               scripted: Scripted) -> None:
+    scripted.replies.append({"stream": [CHUNK, CHUNK, 20]})
+    started = time.monotonic()
+    with httpx.stream("POST", deadline_gw.base_url + CHAT, json={**CHAT_BODY, "stream": True}, timeout=30) as resp:
+        assert resp.status_code == 200
+        text = b"".join(resp.iter_bytes()).decode()
+    took = time.monotonic() - started
+    assert text.count('"content":"hi"') == 2
+    last = json.loads(text.strip().rsplit("data: ", 1)[1])
+    assert last["error"]["code"] == "upstream_timeout", text
+    assert took < DEADLINE_S + SLACK_S, took
+
+
+def test_chat_stream_idle_past_the_provider_timeout_is_ended(scripted_gateway: GatewayThread, scripted: Scripted) -> None:
+    provider = scripted_gateway.runtime.catalog.providers["openai"]
+    saved, provider.timeout_s = provider.timeout_s, 0.5
+    try:
+        scripted.replies.append({"stream": [CHUNK, 0.1, CHUNK, 20]})
+        started = time.monotonic()
+        with httpx.stream("POST", scripted_gateway.base_url + CHAT, json={**CHAT_BODY, "stream": True}, timeout=30) as resp:
+            text = b"".join(resp.iter_bytes()).decode()
+        took = time.monotonic() - started
+    finally:
+        provider.timeout_s = saved
+    last = json.loads(text.strip().rsplit("data: ", 1)[1])
+    assert last["error"]["code"] == "upstream_timeout" and "0.5 s" in last["error"]["message"], text
+    assert text.count('"content":"hi"') == 2 and took < 0.6 + 0.5 + SLACK_S, took
+
+
+def test_model_request_timeout_tightens_the_deadline(scripted_gateway: GatewayThread, scripted: Scripted) -> None:
+    model = scripted_gateway.runtime.catalog.models["dall-e-2"]
+    model.spec["request_timeout_s"] = 1.0
+    try:
+        scripted.replies.append({"delay_s": 20, "json": {}})
+        r, took = _timed(lambda: post_json(scripted_gateway, GEN, {"model": "dall-e-2", "prompt": "x"}))
+    finally:
+        del model.spec["request_timeout_s"]
+    assert r.status_code == 504 and "1 s" in r.json()["error"]["message"]
+    assert took < 1.0 + SLACK_S, took
+
+
+def test_request_timeout_s_is_a_model_spec_key() -> None:
+    import jsonschema
+    from mediagate.catalog import SCHEMA_DIR
+    schema = json.loads((SCHEMA_DIR / "model.schema.json").read_text())
+    props = schema["properties"]["request_timeout_s"]
+    jsonschema.validate(30, props)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(0, props)
