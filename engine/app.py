@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -27,6 +28,7 @@ from mediagate import chat, errors, forms, imaging, jobstore, origin, pipeline, 
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
+from mediagate.httpserver import BodyTimeout
 from mediagate.media import MEDIA_ROUTE, MediaStore
 from mediagate.runtime import Runtime
 
@@ -448,7 +450,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=origin.middleware(settings),
+    edge = [Middleware(BodyTimeout, idle_s=settings.body_idle_timeout_s), *origin.middleware(settings)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=edge,
                     exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
     app.state.metrics = _Metrics()

@@ -14,6 +14,7 @@ DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
+BODY_IDLE_TIMEOUT_S = 30.0                 # a request body that stops arriving this long ends the request (408)
 
 
 def default_state_dir() -> Path:
@@ -33,6 +34,7 @@ class Settings:
     sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     max_body_bytes: int = MAX_JSON_BODY_BYTES
+    body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
     reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
     state_dir: Path = field(default_factory=lambda: default_state_dir())  # job store (SQLite), secrets

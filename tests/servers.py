@@ -20,6 +20,7 @@ from PIL import Image
 from mediagate import catalog as catalog_mod
 from mediagate.app import create_app
 from mediagate.config import Settings
+from mediagate.httpserver import UVICORN_OPTIONS
 
 
 class _Handle:
@@ -31,7 +32,7 @@ class GatewayThread:
     """The real ASGI app under uvicorn on an ephemeral loopback port, providers pointed at `upstream_url`."""
 
     def __init__(self, upstream_url: str | None, tmp: Path, spec_paths: list[Path] | None = None,
-                 sandbox: str = "on", **settings: Any) -> None:
+                 sandbox: str = "on", server_options: dict[str, Any] | None = None, **settings: Any) -> None:
         self.settings = Settings(media_dir=tmp / "media", state_dir=tmp / "state", sandbox=sandbox, **settings)
         self.catalog = catalog_mod.load(spec_paths)
         starter = None
@@ -44,7 +45,8 @@ class GatewayThread:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        options = {**UVICORN_OPTIONS, **(server_options or {})}  # what `mediagate serve` runs with
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -349,3 +349,98 @@ def test_request_timeout_s_is_a_model_spec_key() -> None:
     jsonschema.validate(30, props)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(0, props)
+
+
+# ------------------------------------------------------------------ slow and malformed clients (items 3, 4)
+
+HEAD_TIMEOUT_S = 1.0
+SLOW_CONNECTIONS = 200
+
+
+@pytest.fixture(scope="module")
+def edge_gw(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from mediagate.httpserver import GatewayProtocol
+
+    class QuickHead(GatewayProtocol):
+        header_timeout_s = HEAD_TIMEOUT_S
+    with GatewayThread(sim.base_url, tmp_path_factory.mktemp("edge"), server_options={"http": QuickHead},
+                       body_idle_timeout_s=0.5) as gw:
+        yield gw
+
+
+async def _slow_heads(port: int, count: int, keep_alive_first: bool) -> list[float]:
+    """Open `count` connections that send part of a request head and then nothing; seconds until each closes."""
+    import asyncio
+
+    async def one() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if keep_alive_first:  # one complete request first: the slow head is the connection's second
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await reader.readuntil(b'{"status":"ok"}')
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await writer.drain()
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(HEAD_TIMEOUT_S + 10):
+                while await reader.read(65536):
+                    pass
+            return time.monotonic() - started
+        except TimeoutError:
+            return float("inf")
+        finally:
+            writer.close()
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+@pytest.mark.parametrize("keep_alive_first", [False, True])
+def test_slowloris_heads_are_closed_within_the_header_timeout(edge_gw: GatewayThread, keep_alive_first: bool) -> None:
+    import asyncio
+    closed = asyncio.run(_slow_heads(edge_gw.port, SLOW_CONNECTIONS, keep_alive_first))
+    assert max(closed) < HEAD_TIMEOUT_S + 2.0, sorted(closed)[-5:]
+    assert httpx.get(edge_gw.base_url + "/healthz").status_code == 200
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_slow_head_gets_an_openai_shaped_408(edge_gw: GatewayThread) -> None:
+    out = _raw_exchange(edge_gw.port, b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_oversized_head_is_431(edge_gw: GatewayThread) -> None:
+    from mediagate.httpserver import MAX_HEADER_BYTES
+    out = _raw_exchange(edge_gw.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1))
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431") and json.loads(body)["error"]["code"] == "request_header_too_large"
+    ok = httpx.get(edge_gw.base_url + "/healthz", headers={"X-Big": "a" * (MAX_HEADER_BYTES // 2)})
+    assert ok.status_code == 200   # a big but bounded head is fine
+
+
+@pytest.mark.parametrize("junk", [b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",     # TLS to a plain port
+                                  b"GET / HTTP/9.9\r\n\r\n", b"POST /v1/models HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                                  b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"])
+def test_malformed_http_is_answered_openai_shaped(edge_gw: GatewayThread, junk: bytes) -> None:
+    out = _raw_exchange(edge_gw.port, junk)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, out[:300]
+    assert json.loads(body)["error"]["code"] == "invalid_http"
+
+
+def test_body_that_stops_arriving_is_408(edge_gw: GatewayThread, sim_clean: Any) -> None:
+    started = time.monotonic()
+    out = _raw_exchange(edge_gw.port, b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\": ")
+    took = time.monotonic() - started
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), out[:300]
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert took < 0.5 + 1.0 and sim_clean.requests() == []
