@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import socket
@@ -143,7 +144,8 @@ class Scripted:
                     await resp.write(part.encode())
                     continue
                 await _pause(request, part)
-            await resp.write_eof()
+            with contextlib.suppress(ConnectionError):   # the caller may have hung up during a pause
+                await resp.write_eof()
             return resp
         if "raw" in reply:
             return web.Response(status=reply.get("status", 200), text=reply["raw"], headers=headers)
