@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
+from mediagate import chat, errors, forms, imaging, jobstore, origin, pipeline, reload, textcheck, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
+from mediagate.httpserver import BodyTimeout
 from mediagate.jobrunner import JobRunner
 from mediagate.keyfile import stored_secret
 from mediagate.media import MEDIA_ROUTE, MediaGone, Opened, open_media
@@ -35,6 +37,7 @@ from mediagate.stores import open_stores
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
 REQUEST_ID_HEADER = "X-Request-Id"
+CLIENT_CLOSED_REQUEST = 499   # nginx's status for a caller that left before the answer; logged and counted as such
 SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
@@ -66,7 +69,23 @@ def _error(err: GatewayError, request_id: str) -> Response:
     return _json(err.to_body(), err.status, {**err.headers, REQUEST_ID_HEADER: request_id})
 
 
-async def _read_json(request: Request, limit: int) -> Any:
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _require_json(request: Request, multipart_ok: bool) -> None:
+    """A JSON endpoint serves only `application/json` (or `application/*+json`): a web page's simple
+    cross-site POST (text/plain, form-urlencoded) never reaches a provider (CSRF)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    wanted = "application/json or multipart/form-data" if multipart_ok else JSON_MEDIA_TYPE
+    got = f"'{media[:60]}'" if media else "no Content-Type"
+    raise GatewayError(415, f"This endpoint takes {wanted}; the request has {got}.", "invalid_request_error",
+                       "unsupported_media_type")
+
+
+async def _read_json(request: Request, limit: int, multipart_ok: bool = False) -> Any:
+    _require_json(request, multipart_ok)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.too_large(limit)
@@ -81,21 +100,17 @@ async def _read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        body = json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
     except RecursionError:
         raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+    textcheck.check(body)
+    return body
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _base_url(request: Request, settings: Settings) -> str:
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _check_key(request: Request, settings: Settings) -> None:
@@ -117,12 +132,14 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
             started = time.monotonic()
             try:
                 if authenticated:
+                    origin.check_host(request, rt.settings)
+                    origin.check_origin(request, rt.settings)
                     _check_key(request, rt.settings)
                 response = await handler(request, rt)
             except GatewayError as err:
                 response = _error(err, request_id)
-            except ClientGone:
-                response = Response(status_code=499)
+            except (ClientGone, ClientDisconnect):  # the caller left (mid-body or mid-work): nothing to answer
+                response = Response(status_code=CLIENT_CLOSED_REQUEST)
             except Exception:  # the last line of defence: log it, never show it
                 log.exception("unhandled error", extra={"request_id": request_id})
                 response = _error(errors.internal(), request_id)
@@ -142,7 +159,7 @@ async def images_generations(request: Request, rt: Runtime) -> Response:
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox))
-    result = await _unless_disconnected(request, pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox))
+    result = await _unless_disconnected(request, pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox))
     return _json(result.body, 200, result.headers)
 
 
@@ -173,7 +190,7 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
         body, refs, mask = await forms.read_edit_form(request, rt, operation="video", image_keys=("input_reference",))
         reference = forms.video_reference_parts(refs, mask)
     else:
-        body, reference = forms.video_reference_json(await _read_json(request, rt.settings.max_body_bytes))
+        body, reference = forms.video_reference_json(await _read_json(request, rt.settings.max_body_bytes, multipart_ok=True))
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, _sandbox_asked(request), "video"))
     status, video = await videos.create(rt, body, reference, _sandbox_asked(request))
@@ -228,12 +245,12 @@ async def images_edits(request: Request, rt: Runtime) -> Response:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         body, images, mask = await forms.read_edit_form(request, rt)
     else:
-        body = await _read_json(request, rt.settings.max_body_bytes)
+        body = await _read_json(request, rt.settings.max_body_bytes, multipart_ok=True)
         body, images, mask = forms.split_edit_json(body)
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox, "edit", images, mask))
-    work = pipeline.generate(rt, body, _base_url(request, rt.settings), sandbox, "edit", images, mask)
+    work = pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox, "edit", images, mask)
     result = await _unless_disconnected(request, work)
     return _json(result.body, 200, result.headers)
 
@@ -433,7 +450,9 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    edge = [Middleware(BodyTimeout, idle_s=settings.body_idle_timeout_s), *origin.middleware(settings)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=edge,
+                    exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
     app.state.metrics = _Metrics()
     app.state.started = int(time.time())

@@ -3,17 +3,20 @@
 The caller's body goes upstream as it is, with only the model renamed; the reply comes back as it is.
 With `stream: true` the upstream's server-sent events are relayed as they arrive, chunk by chunk, and
 a caller who disconnects closes the upstream connection. Until the first byte is relayed, retryable
-failures fall back to the next route like any other request.
+failures fall back to the next route like any other request. The request deadline covers it all: a plain
+reply, the opening of a stream, and the stream to its end; a stream idle for longer than its provider's
+`timeout_s`, or still running at the deadline, is ended with an SSE error event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
 from typing import Any, AsyncIterator
 
-from mediagate import errormap, pricing, routing, upstream
+from mediagate import deadline, errormap, pricing, routing, upstream
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.runtime import Runtime
@@ -79,6 +82,17 @@ def _usage_cost(route: Route, reply: Any) -> dict[str, Any] | None:
 async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple[int, dict[str, str], Any]:
     """(status, headers, body) where body is JSON or, for streams, an async iterator of SSE bytes."""
     model, forced = _validate(rt, body)
+    limit_s = deadline.request_deadline_s(rt.settings, model)
+    ends_at = asyncio.get_running_loop().time() + limit_s
+    try:
+        async with asyncio.timeout_at(ends_at):
+            return await _routes(rt, model, forced, body, force_sandbox, ends_at, limit_s)
+    except TimeoutError:
+        raise deadline.expired(limit_s) from None
+
+
+async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str, Any], force_sandbox: bool,
+                  ends_at: float, limit_s: float) -> tuple[int, dict[str, str], Any]:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
     for route in routing.order(model, forced, health=rt.health):
@@ -94,7 +108,7 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
             request = upstream.render(route.provider, op, _ctx(model, route, body), target)
             headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
             if body.get("stream"):
-                stream = _relay(rt, route, request)
+                stream = _relay(rt, route, request, ends_at, limit_s)
                 await stream.__anext__()  # opens the upstream stream: failures before the first byte can fall back
                 rt.health.record(route.provider.id, ok=True)
                 return 200, headers, stream
@@ -120,15 +134,36 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
     raise errormap.exhausted(attempts, errors)
 
 
-async def _relay(rt: Runtime, route: Route, request: upstream.UpstreamRequest) -> AsyncIterator[bytes]:
-    """First yields b"" once the upstream answered 200 (or raises its error), then relays every chunk."""
+async def _relay(rt: Runtime, route: Route, request: upstream.UpstreamRequest, ends_at: float,
+                 limit_s: float) -> AsyncIterator[bytes]:
+    """First yields b"" once the upstream answered 200 (or raises its error), then relays every chunk
+    until the stream ends, stays idle past the provider's `timeout_s`, or reaches the request deadline."""
+    loop = asyncio.get_running_loop()
+    idle_s = route.provider.timeout_s
     async with rt.transport.stream(route.provider, request) as resp:
         if resp.status != 200:
             raise upstream.reply_error(route.provider, await upstream.read_reply(resp))
         yield b""
-        try:
-            async for chunk in resp.content.iter_any():
-                yield chunk
-        except Exception:  # the provider broke off mid-stream: end the stream with an OpenAI-shaped error event
-            err = GatewayError(502, f"{route.provider.name} ended the stream early.", "upstream_error", "upstream_unavailable")
-            yield b"\n\ndata: " + json.dumps(err.to_body()).encode() + b"\n\n"  # after any half-sent event
+        chunks = resp.content.iter_any().__aiter__()
+        while True:
+            left = ends_at - loop.time()
+            try:
+                async with asyncio.timeout(max(0.0, min(idle_s, left))):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                yield _error_event(deadline.expired(limit_s) if left <= idle_s else GatewayError(
+                    504, f"{route.provider.name} sent nothing for {idle_s:g} s; the stream was ended.",
+                    "timeout_error", "upstream_timeout"))
+                return
+            except Exception:  # the provider broke off mid-stream
+                yield _error_event(GatewayError(502, f"{route.provider.name} ended the stream early.", "upstream_error",
+                                                "upstream_unavailable"))
+                return
+            yield chunk
+
+
+def _error_event(err: GatewayError) -> bytes:
+    """An OpenAI-shaped error as the stream's last SSE event (after any half-sent event)."""
+    return b"\n\ndata: " + json.dumps(err.to_body()).encode() + b"\n\n"

@@ -95,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mediagate.app import create_app
+    from mediagate.httpserver import UVICORN_OPTIONS
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env()
     if args.host:
@@ -110,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, cat, start_sandbox, _roots(args.specs))
     print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
           f"listening on http://{settings.host}:{settings.port}/v1", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, **UVICORN_OPTIONS)
     return 0
 
 

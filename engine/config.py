@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import platformdirs
 
@@ -16,6 +16,7 @@ DEFAULT_MEDIA_MAX_BYTES = 2 * 1024 ** 3    # the local media directory (url medi
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
 DEFAULT_JOB_LEASE_S = 10.0                 # a dead instance's video jobs are taken over within this
 MAX_JOB_LEASE_S = 15.0
+BODY_IDLE_TIMEOUT_S = 30.0                 # a request body that stops arriving this long ends the request (408)
 
 
 def default_state_dir() -> Path:
@@ -38,12 +39,15 @@ class Settings:
     sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     max_body_bytes: int = MAX_JSON_BODY_BYTES
+    body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
     reload_interval_s: float = 1.0             # spec hot reload poll; 0 turns it off
     fetch_allow: str = ""                      # hosts / networks a caller's image URL may point at besides public ones
     state_dir: Path = field(default_factory=lambda: default_state_dir())  # job store (SQLite), secrets
     webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
     redis_url: str | None = None               # shared state for several instances; default: SQLite in state_dir
     job_lease_s: float = DEFAULT_JOB_LEASE_S
+    cors_origins: tuple[str, ...] = ()         # web origins allowed to call from a browser; "*" any; empty: CORS off
+    allowed_hosts: tuple[str, ...] = ()        # Host names served (and put in media URLs); empty: the bound address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -75,4 +79,11 @@ class Settings:
         s.job_lease_s = float(env.get("MEDIAGATE_JOB_LEASE_SECONDS", s.job_lease_s))
         if not 1 <= s.job_lease_s <= MAX_JOB_LEASE_S:
             raise ValueError(f"MEDIAGATE_JOB_LEASE_SECONDS must be between 1 and {MAX_JOB_LEASE_S:g}")
+        s.cors_origins = _items(env.get("MEDIAGATE_CORS_ORIGINS", ""), lambda o: o.rstrip("/"))
+        s.allowed_hosts = _items(env.get("MEDIAGATE_ALLOWED_HOSTS", ""), str.lower)
         return s
+
+
+def _items(value: str, norm: Callable[[str], str]) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of normalized, non-empty items."""
+    return tuple(norm(v.strip()) for v in value.split(",") if v.strip())

@@ -7,7 +7,9 @@ router may fall back and what a client finally sees. An upstream refusing *our* 
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 from typing import Any, Mapping
 
 from mediagate.errors import GatewayError, UpstreamError
@@ -15,6 +17,8 @@ from mediagate.paths import search, truthy
 from mediagate.provider import ErrorRule
 
 UPSTREAM_MESSAGE_MAX_CHARS = 500  # a relayed upstream message is cut here
+MAX_RETRY_AFTER_S = 600           # a provider's Retry-After (either form) is capped here, read or relayed
+REDACTED = "***"
 
 # code -> (client status, client type, retryable by default)
 CODES: dict[str, tuple[int, str, bool]] = {
@@ -46,6 +50,18 @@ _DEFAULT_MESSAGES = {
 }
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)?\s*$")
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\bFile \"[^\"]*\", line \d+")
+# What a secret looks like in a provider's text: auth headers, key=value pairs, well-known key shapes,
+# JWTs, and long runs of base64 / hex (tokens, signatures). Each match is replaced by REDACTED.
+_SECRETS = (
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 " + REDACTED),
+    (re.compile(r"(?i)\b([a-z_\-]*(?:key|token|secret|password|passwd|signature|sig|credential)s?)"
+                r"(\"?\s*=\s*\"?|\"\s*:\s*\")[^\s\"&,;]+"), r"\1\2" + REDACTED),
+    (re.compile(r"\b(?:sk|pk|rk|ak)[-_][A-Za-z0-9_\-]{6,}"), REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), REDACTED),
+    (re.compile(r"\b[0-9a-fA-F]{32,}\b"), REDACTED),
+)
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
 
 
 def default_code(status: int) -> str:
@@ -64,7 +80,7 @@ def default_code(status: int) -> str:
 
 def make(code: str, message: str | None = None, status: int | None = None, param: str | None = None,
          retryable: bool | None = None, retry_after_s: float | None = None) -> UpstreamError:
-    return UpstreamError(code=code, message=message or _DEFAULT_MESSAGES[code],
+    return UpstreamError(code=code, message=sanitize(message) or _DEFAULT_MESSAGES[code],
                          retryable=CODES[code][2] if retryable is None else retryable,
                          status=status, param=param, retry_after_s=retry_after_s)
 
@@ -76,8 +92,8 @@ def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, st
             continue
         if rule.when is not None and not truthy(search(rule.when, body)):
             continue
-        message = _text(search(rule.message, body)) if rule.message is not None else None
-        param = _text(search(rule.param, body)) if rule.param is not None else None
+        message = sanitize(search(rule.message, body)) if rule.message is not None else None
+        param = sanitize(search(rule.param, body)) if rule.param is not None else None
         if param is not None:
             param = rule.params.get(param, param)
         retryable = rule.retryable
@@ -88,23 +104,55 @@ def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, st
     return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"))
 
 
-def _text(value: Any) -> str | None:
-    """Only a provider's own message string is relayed: its first line, cut short; never an object."""
+def sanitize(value: Any) -> str | None:
+    """The one way provider text reaches a client: a string only (never an object), its first line,
+    nothing from a traceback on, secrets and token-like runs masked, cut to UPSTREAM_MESSAGE_MAX_CHARS.
+    None when nothing readable is left (the caller then uses its default message)."""
     if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
         value = str(value[-1])
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
-    return value.strip().splitlines()[0][:UPSTREAM_MESSAGE_MAX_CHARS]
+    tb = _TRACEBACK.search(value)
+    if tb is not None:
+        value = value[:tb.start()]
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    if not lines:
+        return None
+    text = lines[0][: UPSTREAM_MESSAGE_MAX_CHARS * 2]
+    for pattern, repl in _SECRETS:
+        text = pattern.sub(repl, text)
+    text = _LONG_RUN.sub(lambda m: REDACTED if _token_like(m.group(0)) else m.group(0), text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return text[:UPSTREAM_MESSAGE_MAX_CHARS] or None
+
+
+def _token_like(run: str) -> bool:
+    """A long run mixing upper case, lower case and digits reads as a key; model ids and words do not."""
+    return any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run)
 
 
 def _parse_duration(value: Any, unit: str) -> float | None:
-    if value is None:
+    """Seconds (or ms) as a number, or an HTTP-date (RFC 9110 Retry-After); capped at MAX_RETRY_AFTER_S."""
+    if value is None or isinstance(value, bool):
         return None
     m = _DURATION.match(str(value))
-    if not m:
-        return None
-    v = float(m.group(1))
-    return v / 1000 if (m.group(2) or unit) == "ms" else v
+    if m:
+        v = float(m.group(1))
+        v = v / 1000 if (m.group(2) or unit) == "ms" else v
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(str(value))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        v = max(0.0, when.timestamp() - time.time())
+    return min(v, float(MAX_RETRY_AFTER_S))
+
+
+def retry_after_header(seconds: float | None) -> str:
+    """The Retry-After value the gateway emits: whole seconds, at least 1, at most MAX_RETRY_AFTER_S."""
+    return str(max(1, min(MAX_RETRY_AFTER_S, round(seconds or 1))))
 
 
 def _header_delay(headers: Mapping[str, str], name: str, unit: str) -> float | None:
@@ -122,7 +170,7 @@ def _retry_after(rule: ErrorRule, headers: Mapping[str, str], body: Any) -> floa
 def to_client(err: UpstreamError) -> GatewayError:
     """A non-retryable upstream error as the caller sees it."""
     status, type_, _ = CODES[err.code]
-    headers = {"Retry-After": str(max(1, round(err.retry_after_s or 1)))} if status == 429 else {}
+    headers = {"Retry-After": retry_after_header(err.retry_after_s)} if status == 429 else {}
     return GatewayError(status, err.message, type_, err.code, err.param, headers)
 
 
@@ -132,9 +180,9 @@ def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> Ga
     codes = {e.code for e in errors}
     if codes == {"rate_limit_exceeded"}:
         delays = [e.retry_after_s for e in errors if e.retry_after_s is not None]
-        retry = max(1, round(min(delays))) if delays else 1
+        retry = retry_after_header(min(delays) if delays else None)
         return GatewayError(429, f"Every provider is rate limiting this model: {listing}", "rate_limit_error",
-                            "rate_limit_exceeded", None, {"Retry-After": str(retry)})
+                            "rate_limit_exceeded", None, {"Retry-After": retry})
     if codes == {"upstream_timeout"}:
         return GatewayError(504, f"Every provider timed out: {listing}", "timeout_error", "upstream_timeout")
     if not errors:  # no route could be tried: none is configured

@@ -12,10 +12,10 @@ import math
 from typing import Any
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
-from mediagate import errors
+from mediagate import errors, textcheck
 from mediagate.inputs import MAX_INPUT_IMAGE_BYTES
 from mediagate.runtime import Runtime
 
@@ -110,7 +110,7 @@ async def read_edit_form(request: Request, rt: Runtime, operation: str = "edit",
     counted = Request(request.scope, _capped(request.receive, MAX_MULTIPART_BODY_BYTES))  # chunked bodies too
     try:
         form = await counted.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES)
-    except errors.GatewayError:
+    except (errors.GatewayError, ClientDisconnect):
         raise
     except Exception as exc:  # the parser's own errors (too many parts, a part too large, a broken body)
         raise errors.invalid_request(f"The multipart body could not be read: {str(exc)[:200]}", None, "invalid_multipart") from None
@@ -142,6 +142,7 @@ async def read_edit_form(request: Request, rt: Runtime, operation: str = "edit",
             validator = model.validators.get(operation) if model is not None else None
             props = validator.schema["properties"] if validator is not None else {}
             body = {k: (_typed(v, props[k]) if isinstance(v, str) and k in props else v) for k, v in body.items()}
+        textcheck.check(body)  # typed fields included: a JSON-typed field can spell a surrogate as \ud800
         return body, images, mask
     finally:
         await form.close()

@@ -176,12 +176,12 @@ class JobRunner:
             if target is None:
                 attempts.append(routing.attempt(route, "video", started, routing.not_configured(route)))  # listed, not a failure
                 continue
-            own = resume if resume.get("provider") == route.provider.id else {}
+            recorded = resume if resume.get("provider") == route.provider.id else {}
             try:
                 target = await rt.authorize(route.provider, target)
                 outputs = await fanout.all_or_nothing([
-                    self._one(job["id"], route, target, req, k, i, own.get("submitted", {}).get(str(i)),
-                              str(i) in own.get("submitting", {}))
+                    self._one(job["id"], route, target, req, k, i, recorded.get("submitted", {}).get(str(i)),
+                              str(i) in recorded.get("submitting", {}))
                     for i, k in enumerate(fanout.batches(req.n, route.native_n))])
             except UpstreamError as err:
                 errors.append(err)

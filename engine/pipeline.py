@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import carried, errormap, fanout, inputs, postprocess, pricing, routing
-from mediagate.errors import GatewayError, UpstreamError, invalid_request
+from mediagate import carried, deadline, errormap, fanout, inputs, postprocess, pricing, routing
+from mediagate.errors import UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
 from mediagate.runtime import Runtime
@@ -64,12 +64,12 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
         carried.refuse_unsendable(model, forced, req)
+    limit_s = deadline.request_deadline_s(rt.settings, model)
     try:
-        async with asyncio.timeout(rt.settings.request_timeout_s):
+        async with asyncio.timeout(limit_s):
             return await _route(rt, model, forced, req, base_url, force_sandbox)
     except TimeoutError:
-        raise GatewayError(504, f"The request did not complete within {rt.settings.request_timeout_s:g} s.",
-                           "timeout_error", "upstream_timeout") from None
+        raise deadline.expired(limit_s) from None
 
 
 async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate",

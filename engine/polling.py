@@ -24,9 +24,8 @@ MAX_TRANSIENT_POLL_FAILURES = 5   # a job is not abandoned for one flaky status 
 def _check_failed(job: JobSpec, body: Any) -> None:
     for rule in job.failed_when:
         if truthy(search(rule.when, body)):
-            message = search(rule.message, body) if rule.message is not None else None
-            raise errormap.make(rule.code, str(message)[: errormap.UPSTREAM_MESSAGE_MAX_CHARS] if message else None,
-                                retryable=rule.retryable)
+            message = errormap.sanitize(search(rule.message, body)) if rule.message is not None else None
+            raise errormap.make(rule.code, message, retryable=rule.retryable)
 
 
 def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], target: Target) -> str:

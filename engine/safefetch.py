@@ -23,6 +23,7 @@ from mediagate.errors import GatewayError, invalid_request
 
 USER_FETCH_TIMEOUT_S = 20.0
 USER_FETCH_MAX_REDIRECTS = 3
+RESOLVE_TIMEOUT_S = 5.0          # a create-time check of a URL used later (webhooks) waits this long for DNS
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -158,6 +159,23 @@ async def fetch(url: str, policy: FetchPolicy, max_bytes: int, param: str) -> by
 def check(url: str, policy: FetchPolicy, param: str) -> None:
     """Refuse (400 naming `param`) a URL that may never be contacted; resolution is checked on connect."""
     _check_url(url, policy, param)
+
+
+async def check_resolved(url: str, policy: FetchPolicy, param: str) -> None:
+    """`check`, then resolve the host now under the same rules as a fetch's connect: a URL to be used
+    later (a webhook) is refused at once (400 naming `param`) when its host is a name for, or a spelling
+    of, a non-public address (`localhost`, `127.1`, `2130706433`), or does not resolve. Delivery checks
+    again on connect, so DNS re-pointed in between is still caught."""
+    host, allowed_host = _check_url(url, policy, param)
+    if allowed_host:
+        return
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            await _CheckingResolver(policy).resolve(host.strip("[]"), 0)
+    except Refused as exc:
+        raise invalid_request(f"'{param}' points at a non-public address ({exc}).", param, "invalid_url") from None
+    except (OSError, UnicodeError, TimeoutError):
+        raise invalid_request(f"'{param}' names a host that does not resolve.", param, "invalid_url") from None
 
 
 async def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy, timeout_s: float) -> int:

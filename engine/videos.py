@@ -68,7 +68,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
         images = tuple(loaded)
     req = model.canonical(req.body, "video", images=images)
     if body.get("webhook_url"):
-        safefetch.check(body["webhook_url"], rt.fetch_policy, "webhook_url")
+        await safefetch.check_resolved(body["webhook_url"], rt.fetch_policy, "webhook_url")
     now = int(time.time())
     job = {"id": "video_" + secrets.token_hex(16), "object": "video", "model": model.id, "status": "queued", "progress": 0,
            "created_at": now, "prompt": req.prompt, "seconds": _num(req.seconds), "size": req.shape.size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import socket
@@ -20,6 +21,7 @@ from PIL import Image
 from mediagate import catalog as catalog_mod
 from mediagate.app import create_app
 from mediagate.config import Settings
+from mediagate.httpserver import UVICORN_OPTIONS
 
 
 class _Handle:
@@ -31,7 +33,7 @@ class GatewayThread:
     """The real ASGI app under uvicorn on an ephemeral loopback port, providers pointed at `upstream_url`."""
 
     def __init__(self, upstream_url: str | None, tmp: Path, spec_paths: list[Path] | None = None,
-                 sandbox: str = "on", **settings: Any) -> None:
+                 sandbox: str = "on", server_options: dict[str, Any] | None = None, **settings: Any) -> None:
         self.settings = Settings(media_dir=tmp / "media", state_dir=tmp / "state", sandbox=sandbox, **settings)
         self.catalog = catalog_mod.load(spec_paths)
         starter = None
@@ -44,7 +46,8 @@ class GatewayThread:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        options = {**UVICORN_OPTIONS, **(server_options or {})}  # what `mediagate serve` runs with
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -127,15 +130,33 @@ class Scripted:
                                   "headers": {k.lower(): v for k, v in request.headers.items()}, "json": body, "form": form})
             reply = self.replies.pop(0) if self.replies else {"status": 500, "json": {"error": "no scripted reply"}}
         if reply.get("delay_s"):
-            await asyncio.sleep(reply["delay_s"])
+            await _pause(request, reply["delay_s"])
         if reply.get("drop"):
             assert request.transport is not None
             request.transport.close()
             return web.Response()
         headers = reply.get("headers", {})
+        if "stream" in reply:  # server-sent events: strings are written as they come, numbers are pauses (s)
+            resp = web.StreamResponse(status=reply.get("status", 200), headers={"Content-Type": "text/event-stream", **headers})
+            await resp.prepare(request)
+            for part in reply["stream"]:
+                if isinstance(part, str):
+                    await resp.write(part.encode())
+                    continue
+                await _pause(request, part)
+            with contextlib.suppress(ConnectionError):   # the caller may have hung up during a pause
+                await resp.write_eof()
+            return resp
         if "raw" in reply:
             return web.Response(status=reply.get("status", 200), text=reply["raw"], headers=headers)
         return web.json_response(self.materialize(reply.get("json")), status=reply.get("status", 200), headers=headers)
+
+
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep, but stop as soon as the caller hung up (aiohttp does not cancel a handler when it does)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(0.02)
 
 
 class ScriptedThread:
