@@ -8,6 +8,7 @@ shape tables), so the request path only evaluates.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
-from mediagate import context, normalize, suggest  # noqa: F401  (normalize registers the operations)
+from mediagate import context, normalize, speccheck, suggest  # noqa: F401  (normalize registers the operations)
 from mediagate.canonical import Canonical
 from mediagate.errors import model_not_found
 from mediagate.inputs import DEFAULT_INPUT_IMAGES, InputImage
@@ -120,7 +121,10 @@ class Catalog:
 
 # ------------------------------------------------------------------ files
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+_YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses ~8x faster; pure Python if missing
+
+
+class _UniqueKeyLoader(_YamlLoader):  # type: ignore[misc, valid-type]
     """A YAML loader that refuses duplicate keys instead of silently keeping the last."""
 
 
@@ -131,7 +135,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -204,11 +208,57 @@ def spec_files(paths: Iterable[Path | list[Path]]) -> tuple[list[Path], list[Pat
     return models, providers
 
 
+@functools.lru_cache(maxsize=None)
 def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / name).read_text()))
 
 
-def _parse(path: Path, problems: list[str]) -> Any:
+FileKey = tuple[int, int]   # (mtime_ns, size): a file whose key is unchanged is not parsed again
+
+
+@dataclass
+class LoadCache:
+    """What earlier loads parsed and compiled, so a reload redoes only changed files and their dependents:
+    a changed provider recompiles the models routing to it, a changed model only itself. Entries are keyed
+    by path + mtime_ns + size (and, for compiled results, by the keys of everything they depend on), so a
+    cached load gives the same catalog as a full one."""
+
+    files: dict[str, tuple[FileKey, Any, list[str]]] = field(default_factory=dict)          # path -> parsed
+    models_valid: dict[str, tuple[FileKey, Any, list[str]]] = field(default_factory=dict)   # path -> schema-checked
+    providers: dict[str, tuple[Any, Provider | None, list[str]]] = field(default_factory=dict)
+    models: dict[str, tuple[Any, Model | None, list[str]]] = field(default_factory=dict)
+
+    def prune(self, seen: set[str]) -> None:
+        """Forget files no longer loaded (deleted, or a root left out)."""
+        for table in (self.files, self.models_valid, self.models):
+            for k in [k for k in table if k not in seen]:
+                del table[k]
+
+
+def _key(path: Path) -> FileKey | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _parse(path: Path, problems: list[str], cache: LoadCache | None = None) -> Any:
+    name = str(path)
+    key = _key(path)
+    hit = cache.files.get(name) if cache is not None else None
+    if hit is not None and key is not None and hit[0] == key:
+        problems.extend(hit[2])
+        return hit[1]
+    found: list[str] = []
+    data = _parse_file(path, found)
+    if cache is not None and key is not None:
+        cache.files[name] = (key, data, found)
+    problems.extend(found)
+    return data
+
+
+def _parse_file(path: Path, problems: list[str]) -> Any:
     name = str(path)
     if path.stat().st_size > MAX_SPEC_FILE_BYTES:
         problems.append(f"{name}: $: file is larger than {MAX_SPEC_FILE_BYTES} bytes")
@@ -220,9 +270,20 @@ def _parse(path: Path, problems: list[str]) -> Any:
         return None
 
 
-def _read(path: Path, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
-    data = _parse(path, problems)
-    return None if data is None else _validated(path, data, validator, problems)
+def _read(path: Path, validator: jsonschema.Draft202012Validator, problems: list[str],
+          cache: LoadCache | None = None) -> dict[str, Any] | None:
+    key = _key(path)
+    hit = cache.models_valid.get(str(path)) if cache is not None else None
+    if hit is not None and key is not None and hit[0] == key:
+        problems.extend(hit[2])
+        return hit[1]
+    found: list[str] = []
+    data = _parse(path, found, cache)
+    valid = None if data is None else _validated(path, data, validator, found)
+    if cache is not None and key is not None:
+        cache.models_valid[str(path)] = (key, valid, found)
+    problems.extend(found)
+    return valid
 
 
 def _validated(path: Path, data: Any, validator: jsonschema.Draft202012Validator, problems: list[str]) -> dict[str, Any] | None:
@@ -243,11 +304,13 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
 
 # ------------------------------------------------------------------ compile
 
-def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str] | None = None,
+         cache: LoadCache | None = None) -> Catalog:
     """The catalog for these spec roots (default: `default_spec_dirs()`), or SpecErrors listing every problem.
 
     Ids are unique within a root; a later root's model or provider with an id an earlier root used
-    replaces it, with one log line per override."""
+    replaces it, with one log line per override. With a `cache` (hot reload), unchanged files and what
+    depends only on them are reused from the previous load."""
     env = os.environ if env is None else env
     roots = list(paths) if paths is not None else default_spec_dirs(env=env)
     per_root = [_root_files(r) for r in roots]
@@ -256,12 +319,13 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
     if not model_files:
         problems.append("models.d: $: no model files found")
     mv, pv = _validator("model.schema.json"), _validator("provider.schema.json")
+    env_key = frozenset(env.items())
 
     raw: dict[str, tuple[Path, dict[str, Any]]] = {}
     raw_root: dict[str, int] = {}
     for root_index, (_, files) in enumerate(per_root):
         for path in files:
-            spec = _parse(path, problems)
+            spec = _parse(path, problems, cache)
             if spec is None:
                 continue
             if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
@@ -269,36 +333,40 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
                 continue
             pid = spec["id"]
             if pid in raw and raw_root[pid] == root_index:
-                problems.append(f"{path}: $.id: duplicate provider id {pid!r} (also in {raw[pid][0]})")
+                problems.append(f"{path}: $.id: provider id {pid!r} is used by both {raw[pid][0]} and {path}")
                 continue
             if pid in raw:
                 log.warning("spec override: provider %r from %s replaces %s", pid, path, raw[pid][0])
             raw[pid] = (path, spec)
             raw_root[pid] = root_index
     providers: dict[str, Provider] = {}
+    provider_keys: dict[str, Any] = {}
     for pid, (path, spec) in raw.items():
-        merged = _extended(pid, raw, f"{path}", problems)
-        if merged is None or _validated(path, merged, pv, problems) is None:
-            continue
-        missing = [k for k in ("base_url", "operations") if k not in merged]
-        if missing:
-            problems.append(f"{path}: $: {missing[0]!r} is a required property (here or in the provider it extends)")
-            continue
-        try:
-            providers[pid] = compile_provider(merged, str(path), env)
-        except (TemplateError, PathError, ProviderSpecError) as exc:
-            problems.append(f"{path}: {exc}")
+        key = _provider_key(pid, raw, env_key)
+        hit = cache.providers.get(pid) if cache is not None and key is not None else None
+        if hit is not None and hit[0] == key:
+            compiled, found = hit[1], hit[2]
+        else:
+            found = []
+            compiled = _compile_provider(pid, path, raw, pv, env, found)
+            if cache is not None and key is not None:
+                cache.providers[pid] = (key, compiled, found)
+        problems.extend(found)
+        if compiled is not None:
+            providers[pid] = compiled
+            provider_keys[pid] = key
+    broken = set(raw) - set(providers)
 
     specs: dict[str, tuple[Path, dict[str, Any]]] = {}
     spec_root: dict[str, int] = {}
     for root_index, (files, _) in enumerate(per_root):
         for path in files:
-            spec = _read(path, mv, problems)
+            spec = _read(path, mv, problems, cache)
             if spec is None:
                 continue
             mid = spec["id"]
             if mid in specs and spec_root[mid] == root_index:
-                problems.append(f"{path}: $.id: {mid!r} is already used by {specs[mid][0]}")
+                problems.append(f"{path}: $.id: {mid!r} is used by both {specs[mid][0]} and {path}")
                 continue
             if mid in specs:
                 log.warning("spec override: model %r from %s replaces %s", mid, path, specs[mid][0])
@@ -306,22 +374,100 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
             spec_root[mid] = root_index
     models: dict[str, Model] = {}
     names: dict[str, Model] = {}
+    held_back: dict[str, list[str]] = {}
     for path, spec in specs.values():
-        model = _compile_model(spec, str(path), providers, problems)
+        blocked = sorted({r["provider"] for r in spec["routes"]} & broken)
+        if blocked:  # its provider's own errors are reported; one line names the models waiting on it
+            for pid in blocked:
+                held_back.setdefault(pid, []).append(spec["id"])
+            continue
+        model = _cached_model(path, spec, providers, provider_keys, problems, cache)
         if model is None:
             continue
         clash = [n for n in [model.id, *model.aliases] if n in names]
         for n in clash:
-            problems.append(f"{path}: $.{'id' if n == model.id else 'aliases'}: {n!r} is already used by {names[n].file}")
+            other = names[n]
+            roles = f"{other.file} ({'$.id' if n == other.id else '$.aliases'}) and {path} ({'$.id' if n == model.id else '$.aliases'})"
+            problems.append(f"{path}: $.{'id' if n == model.id else 'aliases'}: {n!r} is used by both {roles}")
         if clash:
             continue
         models[model.id] = model
         for n in [model.id, *model.aliases]:
             names[n] = model
+    for pid, ids in held_back.items():
+        problems.append(f"{raw[pid][0]}: $: {len(ids)} model{'s' if len(ids) > 1 else ''} not loaded because this "
+                        f"provider has errors: {', '.join(sorted(ids))}")
+    if cache is not None:
+        cache.prune({str(f) for m, p in per_root for f in [*m, *p]})
+        for pid in [k for k in cache.providers if k not in raw]:
+            del cache.providers[pid]
     if problems:
         raise SpecErrors(problems)
     used = [str(p) for p, _ in specs.values()] + [str(p) for p, _ in raw.values()]
     return Catalog(models, providers, names, used)
+
+
+def _provider_key(pid: str, raw: dict[str, tuple[Path, dict[str, Any]]], env_key: frozenset[Any]) -> Any:
+    """What a compiled provider depends on: its files along the `extends` chain and the environment;
+    None (never cached) when the chain is broken."""
+    chain: list[str] = []
+    cur: str | None = pid
+    while cur is not None:
+        if cur not in raw or cur in chain:
+            return None
+        chain.append(cur)
+        ext = raw[cur][1].get("extends")
+        cur = ext if isinstance(ext, str) else None
+    return tuple((str(raw[c][0]), _key(raw[c][0])) for c in chain), env_key
+
+
+def _compile_provider(pid: str, path: Path, raw: dict[str, tuple[Path, dict[str, Any]]],
+                      pv: jsonschema.Draft202012Validator, env: Mapping[str, str], problems: list[str]) -> Provider | None:
+    merged = _extended(pid, raw, f"{path}", problems)
+    if merged is None or _validated(path, merged, pv, problems) is None:
+        return None
+    missing = [k for k in ("base_url", "operations") if k not in merged]
+    if missing:
+        problems.append(f"{path}: $: {missing[0]!r} is a required property (here or in the provider it extends)")
+        return None
+    found = speccheck.provider(merged)
+    if found:
+        problems.extend(f"{path}: {p}: {m}" for p, m in found)
+        return None
+    try:
+        return compile_provider(merged, str(path), env)
+    except (TemplateError, PathError, ProviderSpecError) as exc:
+        problems.append(f"{path}: {exc}")
+    except Exception as exc:  # a spec the checks missed must still be reported by file, never crash the loader
+        problems.append(f"{path}: $: cannot be compiled: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _cached_model(path: Path, spec: dict[str, Any], providers: dict[str, Provider], provider_keys: dict[str, Any],
+                  problems: list[str], cache: LoadCache | None) -> Model | None:
+    """The compiled model, reused while neither its file nor any provider it routes to changed."""
+    deps = tuple(sorted((pid, provider_keys.get(pid)) for pid in {r["provider"] for r in spec["routes"]}))
+    key = (_key(path), deps)
+    hit = cache.models.get(str(path)) if cache is not None else None
+    if hit is not None and hit[0] == key and None not in (key[0], *[k for _, k in deps]):
+        problems.extend(hit[2])
+        return hit[1]
+    found: list[str] = []
+    bodies = [(f"$.routes[{i}].body", r["body"]) for i, r in enumerate(spec["routes"]) if "body" in r]
+    lang = [f"{path}: {p}: {m}" for where, body in bodies for p, m in speccheck.route_body(body, where)]
+    model = None
+    if lang:
+        found += lang
+    else:
+        try:
+            model = _compile_model(spec, str(path), providers, found)
+        except Exception as exc:  # reported by file, never a crash
+            found.append(f"{path}: $: cannot be compiled: {type(exc).__name__}: {exc}")
+        model = None if found else model
+    if cache is not None:
+        cache.models[str(path)] = (key, model, found)
+    problems.extend(found)
+    return model
 
 
 def _op_mapping(route: dict[str, Any], op: str) -> tuple[str, str | None]:

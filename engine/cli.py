@@ -8,12 +8,17 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediagate import catalog as catalog_mod
 from mediagate import context, routing, upstream
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
+from mediagate.paths import PathError
+from mediagate.templates import TemplateError
+
+if TYPE_CHECKING:
+    from mediagate.inputs import InputImage
 
 
 def _roots(paths: list[str] | None) -> list[Path | list[Path]]:
@@ -56,8 +61,34 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], operation: str | None = None) -> dict[str, Any]:
-    """Per route, the exact upstream request(s) the engine would send, and every adjustment."""
+def placeholder_image(size: str) -> "InputImage":
+    """A real PNG of `size` (WxH), so multipart parts, base64 and data: URLs render as they would."""
+    import io
+
+    from PIL import Image
+
+    from mediagate.inputs import MAX_INPUT_IMAGE_PIXELS, InputImage
+    w, sep, h = size.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise ValueError(f"--image {size!r}: expected WxH, e.g. 1024x1024")
+    width, height = int(w), int(h)
+    if width * height > MAX_INPUT_IMAGE_PIXELS:
+        raise ValueError(f"--image {size}: more than {MAX_INPUT_IMAGE_PIXELS} pixels")
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(buf, "PNG")
+    return InputImage(buf.getvalue(), "png", width, height)
+
+
+DEFAULT_PLACEHOLDER = "1024x1024"   # the input explain assumes for an edit given no --image
+
+
+def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], operation: str | None = None,
+            images: list[str] | None = None, mask: bool = False) -> dict[str, Any]:
+    """Per route, the exact upstream request(s) the engine would send, and every adjustment.
+
+    `images` are WxH sizes of placeholder inputs (an edit without any gets one DEFAULT_PLACEHOLDER image);
+    `mask` adds a mask the size of the first. A template or path that fails raises TemplateError/PathError
+    with the spec file it belongs to in `file`."""
     from mediagate import chat
     from mediagate.fanout import batches
     model, forced = cat.resolve(model_name)
@@ -66,16 +97,41 @@ def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], ope
     if op not in model.validators:
         raise ValueError(f"model {model.id} has no {op!r} operation (it has {', '.join(model.validators)})")
     model.validators[op].validate(body)
-    req = model.canonical(body, op)
+    sizes = list(images or ([DEFAULT_PLACEHOLDER] if op == "edit" else []))
+    if sizes and op not in ("edit", "video"):
+        raise ValueError(f"--image applies to edit and video requests, not {op!r}")
+    if mask and op != "edit":
+        raise ValueError("--mask applies to edit requests")
+    limit = model.input_image_limit if op == "edit" else 1
+    if len(sizes) > limit:
+        raise ValueError(f"model {model.id} takes at most {limit} input image(s); {len(sizes)} were given")
+    inputs = tuple(placeholder_image(s) for s in sizes)
+    seeds: dict[str, Any] = {}
+    if inputs:
+        seeds["images"] = inputs
+    if op == "edit":
+        first = inputs[0]
+        seeds["implicit_size"] = f"{first.width}x{first.height}"
+        if mask:
+            seeds["mask"] = placeholder_image(seeds["implicit_size"])
+    req = model.canonical(body, op, **seeds)
     routes = []
     for route in routing.order(model, forced):
         target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
-        contexts = ([chat._ctx(model, route, body)] if op == "chat"
-                    else [context.build(req, route, k) for k in batches(req.n, route.native_n)])
-        calls = [upstream.render(route.provider, route.operation(op), ctx, target).redacted() for ctx in contexts]
+        try:
+            contexts = ([chat._ctx(model, route, body)] if op == "chat"
+                        else [context.build(req, route, k) for k in batches(req.n, route.native_n)])
+            calls = [upstream.render(route.provider, route.operation(op), ctx, target).redacted() for ctx in contexts]
+        except (TemplateError, PathError) as exc:
+            # a route body's templates live in the model file, everything else in the provider's
+            exc.file = model.file if exc.path.startswith("$.routes") else route.provider.file  # type: ignore[attr-defined]
+            raise
         routes.append({"provider": route.provider.id, "upstream_model": route.model_for(op), "priority": route.priority,
                        "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})
-    return {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments), "routes": routes}
+    out: dict[str, Any] = {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments)}
+    if inputs:
+        out["inputs"] = {"images": [f"{i.width}x{i.height}" for i in inputs], "mask": mask}
+    return {**out, "routes": routes}
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -84,7 +140,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         body = json.loads(args.request) if args.request else {}
         if not isinstance(body, dict):
             raise ValueError("the request must be a JSON object")
-        print(json.dumps(explain(cat, args.model, body, args.operation), indent=2))
+        print(json.dumps(explain(cat, args.model, body, args.operation, args.image, args.mask), indent=2))
+    except (TemplateError, PathError) as exc:  # a spec problem: where it is, never a traceback
+        print(f"{getattr(exc, 'file', '?')}: {exc.path}: {exc.message}", file=sys.stderr)
+        return 1
     except (ValueError, GatewayError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
@@ -145,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("request", nargs="?", default="{}", help="the request body as JSON (model is filled in)")
     p.add_argument("--operation", choices=["generate", "edit", "chat", "video"], help="default: the model's first")
+    p.add_argument("--image", action="append", metavar="WxH",
+                   help=f"a placeholder input image of this size (repeat for several; an edit defaults to one {DEFAULT_PLACEHOLDER})")
+    p.add_argument("--mask", action="store_true", help="add a placeholder mask the size of the first image")
     p.add_argument("--specs", nargs="*")
     p.set_defaults(fn=cmd_explain)
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 
 A broken edit is refused with one log line per problem and the last good catalog keeps serving.
 Polling (not inotify) keeps this dependency-free and works on every filesystem; a few dozen stat calls
-a second cost nothing.
+a second cost nothing. A reload reparses and recompiles only the files that changed and what depends on
+them (catalog.LoadCache), so an edit is served within a few hundred milliseconds of the poll that sees it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def fingerprint(paths: Iterable[Path] | None) -> Fingerprint:
 async def watch(paths: list[Path] | None, apply: Callable[[catalog.Catalog], None],
                 interval_s: float = RELOAD_INTERVAL_S) -> None:
     last = await asyncio.to_thread(fingerprint, paths)
+    cache = catalog.LoadCache()
+    try:  # prime the cache off the event loop, so the first edit is already an incremental reload
+        await asyncio.to_thread(catalog.load, paths, None, cache)
+    except Exception:  # noqa: BLE001  a broken spec on disk is reported when it is next reloaded
+        pass
     while True:
         await asyncio.sleep(interval_s)
         current = await asyncio.to_thread(fingerprint, paths)
@@ -42,7 +48,7 @@ async def watch(paths: list[Path] | None, apply: Callable[[catalog.Catalog], Non
             continue
         last = current
         try:
-            fresh = await asyncio.to_thread(catalog.load, paths)
+            fresh = await asyncio.to_thread(catalog.load, paths, None, cache)
         except catalog.SpecErrors as exc:
             for line in exc.problems:
                 log.error("spec reload refused, the last good specs keep serving: %s", line)

@@ -8,6 +8,7 @@ Templates are compiled once at load; a syntax error is reported with its spec pa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -69,9 +70,9 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
         try:
             expr = _is_single_expression(value)
             if expr is not None:
-                compiled = ENV.compile_expression(expr, undefined_to_none=False)  # also checks the syntax
+                compiled = _compiled_expression(expr)  # also checks the syntax
                 return _fast_path(expr, path) or _expression(compiled, path)
-            template = ENV.from_string(value)
+            template = _compiled_template(value)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(path, f"template does not compile: {exc.message}") from None
         return _text(template, path)
@@ -106,6 +107,20 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
             return out
         return render_list
     return _Const(value)
+
+
+MAX_COMPILED_SOURCES = 4096   # distinct template sources kept compiled, so a reload recompiles only new ones
+
+
+@functools.lru_cache(maxsize=MAX_COMPILED_SOURCES)
+def _compiled_expression(expr: str) -> Any:
+    """Compiled once per source: Jinja compiled objects are immutable and shared safely."""
+    return ENV.compile_expression(expr, undefined_to_none=False)
+
+
+@functools.lru_cache(maxsize=MAX_COMPILED_SOURCES)
+def _compiled_template(source: str) -> jinja2.Template:
+    return ENV.from_string(source)
 
 
 EACH = "$each"        # {$each: <expression giving a list>, $as: name, $value: <template>} inside a list

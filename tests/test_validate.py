@@ -133,8 +133,9 @@ def test_duplicate_id_and_alias(tmp_path: Path) -> None:
     dup_id = copy.deepcopy(MODEL) | {"aliases": []}
     dup_alias = copy.deepcopy(MODEL) | {"id": "other", "aliases": ["acme-img"]}
     found = problems(tmp_path, extra=[dup_id, dup_alias])
-    assert any("extra0.yaml: $.id: 'acme-image' is already used by" in p for p in found), found
-    assert any("extra1.yaml: $.aliases: 'acme-img' is already used by" in p for p in found), found
+    assert any("extra0.yaml: $.id: 'acme-image' is used by both " in p and "acme-image.yaml and " in p for p in found), found
+    assert any("extra1.yaml: $.aliases: 'acme-img' is used by both " in p and "acme-image.yaml ($.aliases) and " in p
+               for p in found), found
 
 
 def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
