@@ -28,7 +28,7 @@ from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
 from mediagate.media import MEDIA_ROUTE, MediaStore
-from mediagate.runtime import Runtime
+from mediagate.runtime import Runtime, sandboxed
 
 log = logging.getLogger("mediagate")
 PREFIXES = ("/v1", "/openai/v1")
@@ -333,7 +333,8 @@ async def healthz(request: Request, rt: Runtime) -> Response:
 @endpoint("readyz", authenticated=False)
 async def readyz(request: Request, rt: Runtime) -> Response:
     return _json({"status": "ready", "models": len(rt.catalog.models), "providers": len(rt.catalog.providers),
-                  "sandbox": rt.sandbox_url is not None, "provider_health": rt.health.snapshot()})
+                  "sandbox": rt.sandbox_url is not None, "provider_health": rt.health.snapshot(),
+                  "worker_pid": os.getpid()})  # which `serve --workers` process answered
 
 
 @endpoint("metrics", authenticated=False)
@@ -369,6 +370,13 @@ def _stored_secret(path: Path) -> str:
     return secret
 
 
+def sandbox_notice(settings: Settings, catalog: Catalog, url: str) -> str:
+    """The start-up line saying where the simulators are and which providers they serve."""
+    served = [p.id for p in catalog.providers.values() if sandboxed(settings, p)]
+    return (f"sandbox: simulators at {url}; serving "
+            f"{', '.join(served) or 'no provider by default (X-Mediagate-Sandbox: 1 per request)'} (no provider keys set for them)")
+
+
 def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
                spec_paths: list[Path] | None = None) -> Starlette:
     """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
@@ -381,9 +389,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         handle = None
         if sandbox_starter is not None and runtime.needs_sandbox():
             handle, runtime.sandbox_url = await sandbox_starter()
-            served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
-            log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
-                        runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
+            if handle is not None:  # simulators started elsewhere (`serve --workers`) are announced there, once
+                log.warning("%s", sandbox_notice(settings, catalog, runtime.sandbox_url))
         runtime.jobs = jobstore.SqliteJobStore(settings.state_dir / "jobs.sqlite3")
         runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
         webhooks.check_secret(runtime.webhook_secret)
