@@ -85,8 +85,8 @@ def _start(port: int, tmp: Path, log_name: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.STDOUT)
 
 
-def _ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+def _ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(base + "/readyz").status_code == 200:
@@ -145,6 +145,7 @@ def _children(pid: int) -> set[int]:
     return kids
 
 
+WORKERS_START_TIMEOUT_S = 90   # two interpreters importing everything and loading every spec, on a busy machine
 WORKER_SPREAD_TRIES = 300   # fresh connections to /readyz until each worker has answered at least once
 
 
@@ -159,7 +160,7 @@ def test_workers_share_one_port_one_sandbox_and_one_signing_key(tmp_path: Path) 
         proc = subprocess.Popen([sys.executable, "-m", "mediagate.cli", "serve", "--workers", "2", "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _ready(base, proc)
+        _ready(base, proc, WORKERS_START_TIMEOUT_S)
         pids: set[int] = set()
         for _ in range(WORKER_SPREAD_TRIES):
             pids.add(httpx.get(base + "/readyz", headers={"Connection": "close"}).json()["worker_pid"])

@@ -25,11 +25,13 @@ import httpx
 import openai
 import pytest
 
+from tests.test_deploy import entrypoint, healthcheck_command
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_TIMEOUT_S = 300        # sdist + wheel, each in its own isolated build env
 INSTALL_TIMEOUT_S = 300      # the wheel and its dependencies into a fresh venv
 COMMAND_TIMEOUT_S = 60       # one CLI command (imports + loading every spec)
-SERVE_START_TIMEOUT_S = 30
+SERVE_START_TIMEOUT_S = 60
 SHIPPED = {"models.d": "mediagate/specs/models", "providers.d": "mediagate/specs/providers", "schemas": "mediagate/specs/schemas"}
 # Never copied into the build: what a working checkout accumulates that a release must not depend on.
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", "build",
@@ -175,13 +177,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(installed: Installed) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    """The container's entrypoint, `mediagate serve`, from the installed wheel, sandbox on, state defaulted."""
+    """The image's ENTRYPOINT (`mediagate serve`) from the installed wheel, configured by environment as the image
+    is (but on loopback, not 0.0.0.0), sandbox on, state left to its per-user default."""
     port = _free_port()
     log = installed.cwd.parent / "serve.log"
+    command = entrypoint()
+    env = {**installed.env, "MEDIAGATE_SANDBOX": "on", "MEDIAGATE_HOST": "127.0.0.1", "MEDIAGATE_PORT": str(port)}
     with open(log, "w") as out:
-        proc = subprocess.Popen([installed.bin("mediagate"), "serve", "--port", str(port)], cwd=installed.cwd,
-                                env={**installed.env, "MEDIAGATE_SANDBOX": "on"}, stdout=out, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen([installed.bin(command[0]), *command[1:]], cwd=installed.cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVE_START_TIMEOUT_S
@@ -214,5 +218,15 @@ def test_installed_gateway_answers_the_openai_sdk(served: tuple[str, subprocess.
     assert (installed.data_home / "mediagate" / "jobs.sqlite3").exists()
     assert any((installed.data_home / "mediagate" / "media").iterdir())
     assert list(installed.cwd.iterdir()) == []
+    assert _healthcheck(installed, base).returncode == 0
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, log.read_text()
+    assert "mediagate: stopped" in log.read_text()
+    assert _healthcheck(installed, base).returncode != 0   # the image's check fails once nothing answers
+
+
+def _healthcheck(installed: Installed, base: str) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command, run by the installed venv's Python against the gateway at `base`."""
+    command = healthcheck_command()
+    return subprocess.run([installed.bin(command[0]), *command[1:]], cwd=installed.cwd, capture_output=True, text=True,
+                          env={**installed.env, "MEDIAGATE_PORT": base.rsplit(":", 1)[1]}, timeout=COMMAND_TIMEOUT_S)
