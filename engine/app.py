@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -31,7 +32,7 @@ from mediagate.httpserver import BodyTimeout
 from mediagate.jobrunner import JobRunner
 from mediagate.keyfile import stored_secret
 from mediagate.media import MEDIA_ROUTE, MediaGone, Opened, open_media
-from mediagate.runtime import Runtime
+from mediagate.runtime import Runtime, sandboxed
 from mediagate.stores import open_stores
 
 log = logging.getLogger("mediagate")
@@ -344,7 +345,8 @@ async def readyz(request: Request, rt: Runtime) -> Response:
         store = {**store, "ok": False, "error": "unreachable" if isinstance(exc, jobstore.StoreUnavailable) else "timeout"}
     return _json({"status": "ready" if store["ok"] else "degraded", "models": len(rt.catalog.models),
                   "providers": len(rt.catalog.providers), "sandbox": rt.sandbox_url is not None, "state_store": store,
-                  "provider_health": rt.health.snapshot()})
+                  "provider_health": rt.health.snapshot(),
+                  "worker_pid": os.getpid()})  # which `serve --workers` process answered
 
 
 @endpoint("metrics", authenticated=False)
@@ -379,6 +381,13 @@ def _stored_secret(path: Path) -> str:
     return stored_secret(path, webhooks.new_secret)
 
 
+def sandbox_notice(settings: Settings, catalog: Catalog, url: str) -> str:
+    """The start-up line saying where the simulators are and which providers they serve."""
+    served = [p.id for p in catalog.providers.values() if sandboxed(settings, p)]
+    return (f"sandbox: simulators at {url}; serving "
+            f"{', '.join(served) or 'no provider by default (X-Mediagate-Sandbox: 1 per request)'} (no provider keys set for them)")
+
+
 def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
                spec_paths: list[Path] | None = None) -> Starlette:
     """The ASGI app. `sandbox_starter` starts the simulators in this loop and returns (handle, base URL);
@@ -392,9 +401,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         handle = None
         if sandbox_starter is not None and runtime.needs_sandbox():
             handle, runtime.sandbox_url = await sandbox_starter()
-            served = [p.id for p in catalog.providers.values() if runtime.sandboxed(p)]
-            log.warning("sandbox: simulators at %s; serving %s (no provider keys set for them)",
-                        runtime.sandbox_url, ", ".join(served) or "no provider by default (X-Mediagate-Sandbox: 1 per request)")
+            if handle is not None:  # simulators started elsewhere (`serve --workers`) are announced there, once
+                log.warning("%s", sandbox_notice(settings, catalog, runtime.sandbox_url))
         stores = open_stores(settings)
         runtime.stores, runtime.jobs, runtime.counters, runtime.health = stores, stores.jobs, stores.counters, stores.health
         runtime.runner = JobRunner(runtime)

@@ -6,9 +6,11 @@ import argparse
 import importlib.metadata
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from mediagate import catalog as catalog_mod
 from mediagate import context, routing, upstream
@@ -150,28 +152,114 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+SANDBOX_URL_ENV = "MEDIAGATE_SANDBOX_URL"   # simulators already running elsewhere: use them, start none
+WORKERS_ENV = "MEDIAGATE_WORKERS"
+
+
+def _log_setup() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def _external_sandbox(url: str) -> Callable[[], Awaitable[tuple[Any, str]]]:
+    """A sandbox starter that starts nothing: the simulators run elsewhere, at `url` (no handle to clean up)."""
+    async def starter() -> tuple[Any, str]:
+        return None, url
+    return starter
+
+
+def worker_app() -> Any:
+    """The app factory each `serve --workers N` process calls: settings, specs and the sandbox URL all come
+    from the environment the supervisor prepared, so every worker serves the same gateway on the same state."""
+    from mediagate.app import create_app
+    _log_setup()
+    roots = catalog_mod.default_spec_dirs()
+    url = os.environ.get(SANDBOX_URL_ENV)
+    return create_app(Settings.from_env(), catalog_mod.load(roots), _external_sandbox(url) if url else None, roots)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends `serve` with status 0 once uvicorn has shut down gracefully (uvicorn re-raises the signal
+    after its shutdown; without a handler the process would then die of it)."""
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mediagate.app import create_app
+    from mediagate.app import create_app, sandbox_notice
     from mediagate.httpserver import UVICORN_OPTIONS
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _log_setup()
     settings = Settings.from_env()
     if args.host:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    cat = _load(args.specs)
+    workers = args.workers if args.workers is not None else int(os.environ.get(WORKERS_ENV, "1"))
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    cat = _load(args.specs)   # validated once here: a broken spec stops `serve` before any worker starts
+    listening = (f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
+                 f"listening on http://{settings.host}:{settings.port}/v1")
+    _exit_on_sigterm()
+    try:
+        if workers > 1:
+            _serve_workers(args, settings, cat, workers, listening)
+            return 0
+        url = os.environ.get(SANDBOX_URL_ENV)
+        if url and settings.sandbox != "off":
+            logging.getLogger("mediagate").warning("%s", sandbox_notice(settings, cat, url))
+            starter = _external_sandbox(url)
+        else:
+            async def starter() -> tuple[Any, str]:
+                from mediagate.sandbox.testing import start_in_loop
+                return await start_in_loop(0, "127.0.0.1", 0)
 
-    async def start_sandbox() -> tuple[Any, str]:
-        from mediagate.sandbox.testing import start_in_loop
-        return await start_in_loop(0, "127.0.0.1", 0)
-
-    app = create_app(settings, cat, start_sandbox, _roots(args.specs))
-    print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
-          f"listening on http://{settings.host}:{settings.port}/v1", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, **UVICORN_OPTIONS)
+        app = create_app(settings, cat, starter, _roots(args.specs))
+        print(listening + " (1 worker)", flush=True)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, **UVICORN_OPTIONS)
+    finally:
+        print("mediagate: stopped", flush=True)
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings, cat: catalog_mod.Catalog, workers: int,
+                   listening: str) -> None:
+    """N uvicorn worker processes on one socket. What must be one thing for all of them is settled here, once,
+    and handed down through the environment the workers inherit: the simulators (started in this process),
+    the media signing key, the webhook secret, the state directory and the spec roots."""
+    import uvicorn
+
+    from mediagate.app import _stored_secret, sandbox_notice
+    from mediagate.httpserver import UVICORN_OPTIONS
+    from mediagate.sandbox.testing import SimulatorThread
+    env = os.environ
+    env["MEDIAGATE_HOST"], env["MEDIAGATE_PORT"] = settings.host, str(settings.port)
+    env["MEDIAGATE_STATE_DIR"] = str(settings.state_dir.resolve())
+    env["MEDIAGATE_MEDIA_DIR"] = str(settings.media_dir.resolve())
+    if args.specs:   # after MEDIAGATE_SPEC_DIRS, as default_spec_dirs(extra=...) orders them
+        env["MEDIAGATE_SPEC_DIRS"] = os.pathsep.join([p for p in env.get("MEDIAGATE_SPEC_DIRS", "").split(os.pathsep) if p]
+                                                     + [str(Path(p).resolve()) for p in args.specs])
+    # the media signing key: MEDIAGATE_SIGNING_KEY, else the one kept in the state directory, which every
+    # worker reads (made race-free by whichever starts first), so a URL minted by one verifies in every other
+    if not settings.webhook_secret:   # made here, before N workers would race to create it
+        env["MEDIAGATE_WEBHOOK_SECRET"] = _stored_secret(settings.state_dir / "webhook_secret")
+    sim: SimulatorThread | None = None
+    if settings.sandbox != "off":
+        url = env.get(SANDBOX_URL_ENV)
+        if not url:
+            sim = SimulatorThread().start()
+            url = env[SANDBOX_URL_ENV] = sim.base_url
+        logging.getLogger("mediagate").warning("%s", sandbox_notice(settings, cat, url))
+    print(f"{listening} ({workers} workers)", flush=True)
+    try:
+        uvicorn.run("mediagate.cli:worker_app", factory=True, workers=workers, host=settings.host, port=settings.port,
+                    log_level="warning", access_log=False, **UVICORN_OPTIONS)
+    finally:
+        if sim is not None:
+            sim.stop()
 
 
 def version() -> str:
@@ -188,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the gateway (providers without keys run on the built-in sandbox)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, help=f"worker processes on the one port (default: ${WORKERS_ENV} or 1); "
+                   "the sandbox runs once, in the supervising process")
     p.add_argument("--specs", nargs="*", help="spec roots added on top of the shipped specs (a model or provider with a shipped id replaces it)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("validate", help="lint every spec; exit 1 on any problem")

@@ -40,9 +40,7 @@ class Runtime:
 
     def sandboxed(self, provider: Provider) -> bool:
         """Whether this provider is served by the simulators for every request."""
-        if self.settings.sandbox == "off" or provider.sandbox_path is None:
-            return False
-        return self.settings.sandbox == "on" or provider.wants_sandbox(os.environ)
+        return sandboxed(self.settings, provider)
 
     def needs_sandbox(self) -> bool:
         return self.settings.sandbox != "off"
@@ -66,3 +64,11 @@ class Runtime:
             return target
         token = await self.tokens.token(provider, target.secrets, self.transport.session(provider))
         return Target(target.base_url, {**target.secrets, "token": token}, target.sandbox)
+
+
+def sandboxed(settings: Settings, provider: Provider) -> bool:
+    """Whether `provider` is served by the simulators for every request (also asked before any Runtime
+    exists, by the `serve --workers` supervisor that starts the simulators for all workers)."""
+    if settings.sandbox == "off" or provider.sandbox_path is None:
+        return False
+    return settings.sandbox == "on" or provider.wants_sandbox(os.environ)

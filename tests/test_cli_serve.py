@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -84,8 +85,8 @@ def _start(port: int, tmp: Path, log_name: str) -> subprocess.Popen[bytes]:
                             stderr=subprocess.STDOUT)
 
 
-def _ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+def _ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(base + "/readyz").status_code == 200:
@@ -131,3 +132,62 @@ def test_a_video_job_survives_kill_9(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is `pid` (Linux /proc)."""
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+WORKERS_START_TIMEOUT_S = 90   # two interpreters importing everything and loading every spec, on a busy machine
+WORKER_SPREAD_TRIES = 300   # fresh connections to /readyz until each worker has answered at least once
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts worker processes through /proc")
+def test_workers_share_one_port_one_sandbox_and_one_signing_key(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("MEDIAGATE_")}
+    env.update(MEDIAGATE_STATE_DIR=str(tmp_path / "state"), PYTHONUNBUFFERED="1", MEDIAGATE_SANDBOX="on")
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mediagate.cli", "serve", "--workers", "2", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _ready(base, proc, WORKERS_START_TIMEOUT_S)
+        pids: set[int] = set()
+        for _ in range(WORKER_SPREAD_TRIES):
+            pids.add(httpx.get(base + "/readyz", headers={"Connection": "close"}).json()["worker_pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2 and pids <= _children(proc.pid), (pids, _children(proc.pid))
+        # Media URLs minted by either worker download from whichever answers (one signing key for all of them).
+        client = openai.OpenAI(base_url=base + "/v1", api_key="anything", max_retries=0)
+        urls = [d.url for d in client.images.generate(model="gemini-3-pro-image", prompt="a fox", n=4).data]
+        urls += [client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url for _ in range(4)]
+        assert all(u and u.startswith(base) for u in urls), urls
+        assert [httpx.get(u, headers={"Connection": "close"}).status_code for u in urls] == [200] * len(urls)
+        text = log.read_text()
+        assert text.count("sandbox: simulators at") == 1, text
+        assert "(2 workers)" in text
+        sandbox_port = int(text.split("sandbox: simulators at http://127.0.0.1:")[1].split(";")[0])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+        assert "mediagate: stopped" in log.read_text()
+        for pid in pids:   # the workers went with it, and so did the simulators
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", sandbox_port), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
