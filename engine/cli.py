@@ -196,9 +196,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
-    workers = args.workers if args.workers is not None else int(os.environ.get(WORKERS_ENV, "1"))
+    raw = str(args.workers) if args.workers is not None else os.environ.get(WORKERS_ENV, "1")
+    workers = int(raw) if raw.strip().isdigit() else 0
     if workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
+        print(f"error: --workers / {WORKERS_ENV} must be a whole number of at least 1, not {raw!r}", file=sys.stderr)
         return 2
     cat = _load(args.specs)   # validated once here: a broken spec stops `serve` before any worker starts
     listening = (f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
