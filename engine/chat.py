@@ -3,7 +3,8 @@
 The caller's body goes upstream as it is, with only the model renamed; the reply comes back as it is.
 With `stream: true` the upstream's server-sent events are relayed as they arrive, chunk by chunk, and
 a caller who disconnects closes the upstream connection. Until the first byte is relayed, retryable
-failures fall back to the next route like any other request.
+failures fall back to the next route by the same rule as any other request (mediagate.routing.may_fall_back:
+only when the provider provably did not take it); an accepted stream counts as taken.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
             continue
         op = route.operation("chat")
         try:
-            target = await rt.authorize(route.provider, target)
+            target = await routing.authorize(rt, route, target)
             request = upstream.render(route.provider, op, _ctx(model, route, body), target)
             headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
             if body.get("stream"):
@@ -110,6 +111,8 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
             rt.health.record(route.provider.id, ok=not err.retryable)
             if not err.retryable:
                 raise errormap.to_client(err) from None
+            if not routing.may_fall_back(err, model):  # the provider may have run (and billed) it: not twice
+                raise errormap.after_send(err, attempts) from None
             continue
         rt.health.record(route.provider.id, ok=True)
         cost = _usage_cost(route, reply.json)

@@ -1,7 +1,8 @@
 """One image request's way through the engine:
 
 resolve model -> validate against the compiled schema -> normalize (mediagate.normalize operations) ->
-route -> fan out and call (mediagate.fanout) -> map errors, fall back on retryable ones -> post-process
+route -> fan out and call (mediagate.fanout) -> map errors, fall back only where no second charge can
+follow (mediagate.routing.may_fall_back) -> post-process
 (mediagate.postprocess) -> the OpenAI-shaped response with metadata.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +45,8 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
 
 
 def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], size: str | None,
-              fmt: str | None) -> pricing.Produced:
-    return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)),
+              fmt: str | None, calls: int | None = None) -> pricing.Produced:
+    return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)) if calls is None else calls,
                             pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt),
                             seconds=req.seconds or 0.0)
 
@@ -86,10 +88,54 @@ async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operatio
             **(cost or pricing.UNPRICED), "adjustments": list(req.adjustments)}
 
 
+def _possible_cost(req: Canonical, route: Route, err: UpstreamError) -> dict[str, Any] | None:
+    """What a failed attempt may have cost: the batches the provider may have taken, priced as requested."""
+    taken = err.taken_batches if err.taken_batches is not None else (
+        tuple(fanout.batches(req.n, route.native_n)) if err.taken else ())
+    if not taken:
+        return None
+    sizes = ((req.shape.width or 0, req.shape.height or 0),) * sum(taken)
+    return pricing.price(route.pricing, _produced(req, route, sizes, req.shape.size, req.output_format or req.upstream_format,
+                                                  calls=len(taken)))
+
+
+class _Charges:
+    """Every charge a request may have caused, one per possibly billed try (a provider deduplicating by
+    idempotency key charges all tries under one key once)."""
+
+    def __init__(self) -> None:
+        self._by_group: dict[str, tuple[int, str]] = {}
+
+    def add(self, group: str, cost: dict[str, Any] | None, replace: bool = False) -> None:
+        if cost is None or cost["total_cost_micros"] is None:
+            return
+        entry = (int(cost["total_cost_micros"]), str(cost["currency"]))
+        self._by_group[group] = entry if replace else max(self._by_group.get(group, entry), entry)
+
+    def total(self, currency: str | None = None) -> tuple[int, str] | None:
+        if not self._by_group:
+            return None
+        currency = currency or next(iter(self._by_group.values()))[1]
+        return sum(m for m, c in self._by_group.values() if c == currency), currency
+
+    def headers(self) -> dict[str, str]:
+        """The possible cost of a failed request, for its error response (the body stays OpenAI's)."""
+        total = self.total()
+        if total is None:
+            return {}
+        return {"X-Mediagate-Cost": str(round(total[0] / pricing.MICROS, 6)), "X-Mediagate-Cost-Currency": total[1]}
+
+
+def _failed(err: GatewayError, charges: _Charges) -> GatewayError:
+    err.headers.update(charges.headers())
+    return err
+
+
 async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, base_url: str,
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
+    charges = _Charges()
     for route in routing.order(model, forced, health=rt.health):
         started = time.monotonic()
         cooling = rt.health.cooling(route.provider.id)
@@ -99,37 +145,55 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             attempts.append(routing.attempt(route, req.operation, started, err))
             errors.append(err)
             continue
-        try:
-            target = await rt.authorize(route.provider, target)
-            outputs = await fanout.run(rt, req, route, target)
-            delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
-        except UpstreamError as err:
-            attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling))
-            errors.append(err)
-            rt.health.record(route.provider.id, ok=not err.retryable)
-            if not err.retryable:
-                raise errormap.to_client(err) from None
-            continue
-        attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling))
-        rt.health.record(route.provider.id, ok=True)
-        first = delivered[0].info
-        cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
-                                                       f"{first.width}x{first.height}", first.format))
-        body = {
-            "created": int(time.time()),
-            "size": f"{first.width}x{first.height}",
-            "output_format": first.format,
-            "data": [d.item for d in delivered],
-            "metadata": {
-                "model": model.id,
-                "executed_model": route.model_for(req.operation),
-                "provider": route.provider.id,
-                "attempts": attempts,
-                "adjustments": list(req.adjustments) + notes,
-                "cost": round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,  # None: not priced
-                "cost_currency": cost["currency"] if cost else None,
-            },
-        }
-        headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
-        return Result(body, headers)
-    raise errormap.exhausted(attempts, errors)
+        retries = routing.idempotent_retries(route, req.operation)
+        key = uuid.uuid4().hex if retries else None   # one per request and route, the same on every try
+        group = key or f"attempt-{len(attempts)}"
+        taken = False                                   # some try at this route may have been billed
+        for tried in range(retries + 1):
+            started = time.monotonic() if tried else started
+            try:
+                authorized = await routing.authorize(rt, route, target)
+                outputs = await fanout.run(rt, req, route, authorized, key)
+                delivered, notes = await postprocess.deliver(rt, req, route.provider, authorized, outputs, base_url)
+            except UpstreamError as err:
+                possible = _possible_cost(req, route, err)
+                attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling, possible,
+                                                replay=tried > 0))
+                errors.append(err)
+                charges.add(group, possible)
+                taken = taken or err.taken
+                rt.health.record(route.provider.id, ok=not err.retryable)
+                if not err.retryable:
+                    raise _failed(errormap.to_client(err), charges) from None
+                if routing.may_fall_back(err, model, taken):
+                    break
+                if tried < retries:
+                    continue
+                raise _failed(errormap.after_send(err, attempts), charges) from None
+            rt.health.record(route.provider.id, ok=True)
+            first = delivered[0].info
+            cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
+                                                           f"{first.width}x{first.height}", first.format))
+            attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling, cost,
+                                            replay=tried > 0))
+            charges.add(group, cost, replace=True)
+            total = charges.total(cost["currency"] if cost else None) if cost else None
+            body = {
+                "created": int(time.time()),
+                "size": f"{first.width}x{first.height}",
+                "output_format": first.format,
+                "data": [d.item for d in delivered],
+                "metadata": {
+                    "model": model.id,
+                    "executed_model": route.model_for(req.operation),
+                    "provider": route.provider.id,
+                    "attempts": attempts,
+                    "adjustments": list(req.adjustments) + notes,
+                    # every attempt that may have been billed, this one included; None: not priced
+                    "cost": round(total[0] / pricing.MICROS, 6) if total else None,
+                    "cost_currency": total[1] if total else None,
+                },
+            }
+            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+            return Result(body, headers)
+    raise _failed(errormap.exhausted(attempts, errors), charges)
