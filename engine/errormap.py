@@ -173,7 +173,7 @@ def after_send(err: UpstreamError, attempts: list[dict[str, Any]]) -> GatewayErr
     """A failure after the provider may have taken the work: returned at once, never resent elsewhere
     (nginx's `proxy_next_upstream` rule for non-idempotent requests), saying so and listing every attempt."""
     client = to_client(err)
-    client.message = (f"{err.message} The provider may have processed (and billed) the request, so it was not sent "
-                      f"to another provider. Attempts: {_listing(attempts)}")
+    client.message = ("The provider may have processed (and billed) the request before it failed, so it was not "
+                      f"sent to another provider. Attempts: {_listing(attempts)}")
     client.headers[NO_RETRY_HEADER] = "false"
     return client

@@ -46,7 +46,10 @@ async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n
     ctx = {**context.build(req, route, n), "idempotency_key": idempotency_key}
     body = await submit(rt, provider, op, ctx, target, written)
     if op.job is not None:
-        body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+        try:
+            body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+        except UpstreamError as exc:  # the job was accepted: whatever a poll or result reply says, it was taken
+            raise dataclasses.replace(exc, not_billed=False) from None
     outputs = extract.outputs(op, body)
     if len(outputs) < n:
         raise errormap.make("upstream_error", f"{provider.name} returned {len(outputs)} of {n} images.")
