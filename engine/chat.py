@@ -112,7 +112,7 @@ async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple
             if not err.retryable:
                 raise errormap.to_client(err) from None
             if not routing.may_fall_back(err, model):  # the provider may have run (and billed) it: not twice
-                raise errormap.after_send(err, attempts) from None
+                raise errormap.after_send(attempts, errors) from None
             continue
         rt.health.record(route.provider.id, ok=True)
         cost = _usage_cost(route, reply.json)

@@ -15,7 +15,7 @@ from mediagate.paths import search, truthy
 from mediagate.provider import ErrorRule
 
 UPSTREAM_MESSAGE_MAX_CHARS = 500  # a relayed upstream message is cut here
-# OpenAI's SDKs obey it instead of their own retry on 5xx (openai-python _base_client.py `_should_retry`):
+# The OpenAI SDKs obey it instead of their own retry on 5xx (openai-python _base_client.py `_should_retry`):
 # a request the provider may have billed is not resent by the client's SDK either
 NO_RETRY_HEADER = "X-Should-Retry"
 
@@ -71,12 +71,15 @@ def make(code: str, message: str | None = None, status: int | None = None, param
                          status=status, param=param, retry_after_s=retry_after_s, sent=sent, not_billed=not_billed)
 
 
+NOT_BILLED_STATUSES = frozenset({401, 429})
+
+
 def _not_billed(rule: ErrorRule | None, status: int) -> bool:
-    """A 429 is a refusal before any work (every rate limiter answers before it runs the request); any
+    """A 429 refuses the request before running it and a 401 names no account that could be billed; any
     other reply proves nothing unless the provider's rule says so, after the provider's own docs."""
     if rule is not None and rule.not_billed is not None:
         return rule.not_billed
-    return status == 429
+    return status in NOT_BILLED_STATUSES
 
 
 def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, str], body: Any) -> UpstreamError:
@@ -169,11 +172,12 @@ def _listing(attempts: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def after_send(err: UpstreamError, attempts: list[dict[str, Any]]) -> GatewayError:
+def after_send(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> GatewayError:
     """A failure after the provider may have taken the work: returned at once, never resent elsewhere
-    (nginx's `proxy_next_upstream` rule for non-idempotent requests), saying so and listing every attempt."""
-    client = to_client(err)
-    client.message = ("The provider may have processed (and billed) the request before it failed, so it was not "
-                      f"sent to another provider. Attempts: {_listing(attempts)}")
+    (nginx's `proxy_next_upstream` rule for non-idempotent requests), in the shape of `exhausted`, saying so,
+    listing every attempt, and asking clients' SDKs not to resend it either."""
+    client = exhausted(attempts, errors)
+    client.message = ("The provider may have processed (and billed) the request before it failed, so it was not sent "
+                      f"to another provider. {client.message}")
     client.headers[NO_RETRY_HEADER] = "false"
     return client

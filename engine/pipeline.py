@@ -99,34 +99,7 @@ def _possible_cost(req: Canonical, route: Route, err: UpstreamError) -> dict[str
                                                   calls=len(taken)))
 
 
-class _Charges:
-    """Every charge a request may have caused, one per possibly billed try (a provider deduplicating by
-    idempotency key charges all tries under one key once)."""
-
-    def __init__(self) -> None:
-        self._by_group: dict[str, tuple[int, str]] = {}
-
-    def add(self, group: str, cost: dict[str, Any] | None, replace: bool = False) -> None:
-        if cost is None or cost["total_cost_micros"] is None:
-            return
-        entry = (int(cost["total_cost_micros"]), str(cost["currency"]))
-        self._by_group[group] = entry if replace else max(self._by_group.get(group, entry), entry)
-
-    def total(self, currency: str | None = None) -> tuple[int, str] | None:
-        if not self._by_group:
-            return None
-        currency = currency or next(iter(self._by_group.values()))[1]
-        return sum(m for m, c in self._by_group.values() if c == currency), currency
-
-    def headers(self) -> dict[str, str]:
-        """The possible cost of a failed request, for its error response (the body stays OpenAI's)."""
-        total = self.total()
-        if total is None:
-            return {}
-        return {"X-Mediagate-Cost": str(round(total[0] / pricing.MICROS, 6)), "X-Mediagate-Cost-Currency": total[1]}
-
-
-def _failed(err: GatewayError, charges: _Charges) -> GatewayError:
+def _failed(err: GatewayError, charges: pricing.Charges) -> GatewayError:
     err.headers.update(charges.headers())
     return err
 
@@ -135,7 +108,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
-    charges = _Charges()
+    charges = pricing.Charges()
     for route in routing.order(model, forced, health=rt.health):
         started = time.monotonic()
         cooling = rt.health.cooling(route.provider.id)
@@ -169,7 +142,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                     break
                 if tried < retries:
                     continue
-                raise _failed(errormap.after_send(err, attempts), charges) from None
+                raise _failed(errormap.after_send(attempts, errors), charges) from None
             rt.health.record(route.provider.id, ok=True)
             first = delivered[0].info
             cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
