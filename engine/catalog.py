@@ -89,6 +89,11 @@ class Model:
         return apply_all(self.keywords, Canonical(model_id=self.id, operation=operation, body=body, **inputs))
 
     @property
+    def fallback_after_send(self) -> bool:
+        """The operator accepts possible double billing for availability (model spec `fallback_after_send`)."""
+        return bool(self.spec.get("fallback_after_send", False))
+
+    @property
     def input_image_limit(self) -> int:
         return int(self.spec.get("limits", {}).get("input_images", DEFAULT_INPUT_IMAGES))
 

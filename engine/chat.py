@@ -3,7 +3,8 @@
 The caller's body goes upstream as it is, with only the model renamed; the reply comes back as it is.
 With `stream: true` the upstream's server-sent events are relayed as they arrive, chunk by chunk, and
 a caller who disconnects closes the upstream connection. Until the first byte is relayed, retryable
-failures fall back to the next route like any other request. The request deadline covers it all: a plain
+failures fall back to the next route by the same rule as any other request (mediagate.routing.may_fall_back:
+only when the provider provably did not take it); an accepted stream counts as taken. The request deadline covers it all: a plain
 reply, the opening of a stream, and the stream to its end; a stream idle for longer than its provider's
 `timeout_s`, or still running at the deadline, is ended with an SSE error event.
 """
@@ -104,7 +105,7 @@ async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str,
             continue
         op = route.operation("chat")
         try:
-            target = await rt.authorize(route.provider, target)
+            target = await routing.authorize(rt, route, target)
             request = upstream.render(route.provider, op, _ctx(model, route, body), target)
             headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
             if body.get("stream"):
@@ -124,6 +125,8 @@ async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str,
                 rt.health.record(route.provider.id, ok=False)
             if not err.retryable:
                 raise errormap.to_client(err) from None
+            if not routing.may_fall_back(err, model):  # the provider may have run (and billed) it: not twice
+                raise errormap.after_send(attempts, errors) from None
             continue
         rt.health.record(route.provider.id, ok=True)
         cost = _usage_cost(route, reply.json)

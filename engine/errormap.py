@@ -19,6 +19,9 @@ from mediagate.provider import ErrorRule
 UPSTREAM_MESSAGE_MAX_CHARS = 500  # a relayed upstream message is cut here
 MAX_RETRY_AFTER_S = 600           # a provider's Retry-After (either form) is capped here, read or relayed
 REDACTED = "***"
+# The OpenAI SDKs obey it instead of their own retry on 5xx (openai-python _base_client.py `_should_retry`):
+# a request the provider may have billed is not resent by the client's SDK either
+NO_RETRY_HEADER = "X-Should-Retry"
 
 # code -> (client status, client type, retryable by default)
 CODES: dict[str, tuple[int, str, bool]] = {
@@ -79,10 +82,22 @@ def default_code(status: int) -> str:
 
 
 def make(code: str, message: str | None = None, status: int | None = None, param: str | None = None,
-         retryable: bool | None = None, retry_after_s: float | None = None) -> UpstreamError:
+         retryable: bool | None = None, retry_after_s: float | None = None, sent: bool = True,
+         not_billed: bool = False) -> UpstreamError:
     return UpstreamError(code=code, message=sanitize(message) or _DEFAULT_MESSAGES[code],
                          retryable=CODES[code][2] if retryable is None else retryable,
-                         status=status, param=param, retry_after_s=retry_after_s)
+                         status=status, param=param, retry_after_s=retry_after_s, sent=sent, not_billed=not_billed)
+
+
+NOT_BILLED_STATUSES = frozenset({401, 429})
+
+
+def _not_billed(rule: ErrorRule | None, status: int) -> bool:
+    """A 429 refuses the request before running it and a 401 names no account that could be billed; any
+    other reply proves nothing unless the provider's rule says so, after the provider's own docs."""
+    if rule is not None and rule.not_billed is not None:
+        return rule.not_billed
+    return status in NOT_BILLED_STATUSES
 
 
 def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, str], body: Any) -> UpstreamError:
@@ -99,9 +114,11 @@ def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, st
         retryable = rule.retryable
         if rule.retryable_header and headers.get(rule.retryable_header, "").lower() in ("true", "false"):
             retryable = headers[rule.retryable_header].lower() == "true"
-        return make(rule.code, message, status, param, retryable, _retry_after(rule, headers, body))
+        return make(rule.code, message, status, param, retryable, _retry_after(rule, headers, body),
+                    not_billed=_not_billed(rule, status))
     code = default_code(status)
-    return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"))
+    return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"),
+                not_billed=_not_billed(None, status))
 
 
 def sanitize(value: Any) -> str | None:
@@ -176,7 +193,7 @@ def to_client(err: UpstreamError) -> GatewayError:
 
 def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> GatewayError:
     """Every route failed: 429 when all were rate limits, 504 when all timed out, else 502 listing each."""
-    listing = "; ".join(f"{a['provider']}: {a['error']['code']} ({a['error']['message']})" for a in attempts if a.get("error"))
+    listing = _listing(attempts)
     codes = {e.code for e in errors}
     if codes == {"rate_limit_exceeded"}:
         delays = [e.retry_after_s for e in errors if e.retry_after_s is not None]
@@ -189,3 +206,28 @@ def exhausted(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> Ga
         return GatewayError(502, "No provider route is available for this model" + (f": {listing}" if listing else "."),
                             "upstream_error", "all_providers_exhausted")
     return GatewayError(502, f"All providers failed: {listing}", "upstream_error", "all_providers_exhausted")
+
+
+def _listing(attempts: list[dict[str, Any]]) -> str:
+    """Each failed attempt's normalized error, and whether the provider may have billed it."""
+    parts = []
+    for a in attempts:
+        if not a.get("error"):
+            continue
+        note = ""
+        if a.get("may_be_billed"):
+            cost = a.get("cost")
+            note = " [sent; may have been billed" + (f" {cost:g} {a.get('cost_currency') or ''}".rstrip() if cost else "") + "]"
+        parts.append(f"{a['provider']}: {a['error']['code']} ({a['error']['message']}){note}")
+    return "; ".join(parts)
+
+
+def after_send(attempts: list[dict[str, Any]], errors: list[UpstreamError]) -> GatewayError:
+    """A failure after the provider may have taken the work: returned at once, never resent elsewhere
+    (nginx's `proxy_next_upstream` rule for non-idempotent requests), in the shape of `exhausted`, saying so,
+    listing every attempt, and asking clients' SDKs not to resend it either."""
+    client = exhausted(attempts, errors)
+    client.message = ("The provider may have processed (and billed) the request before it failed, so it was not sent "
+                      f"to another provider. {client.message}")
+    client.headers[NO_RETRY_HEADER] = "false"
+    return client

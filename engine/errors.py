@@ -65,7 +65,8 @@ def internal(message: str = "The gateway failed to process the request.") -> Gat
 class UpstreamError(Exception):
     """One failed attempt at one provider, already normalized by the provider's error rules.
 
-    `code` is a normalized code (see `mediagate.errormap.CODES`); `retryable` decides fallback.
+    `code` is a normalized code (see `mediagate.errormap.CODES`); `retryable` says whether another try could
+    succeed, `taken` whether one may run (and bill) the work twice — together they decide fallback.
     """
 
     code: str
@@ -74,6 +75,16 @@ class UpstreamError(Exception):
     status: int | None = None          # upstream HTTP status, when there was one
     param: str | None = None
     retry_after_s: float | None = None
+    sent: bool = True                  # False only when provably never written (refused, DNS, TLS, no credentials)
+    not_billed: bool = False           # the reply proves the work was not taken (429, an error rule's `not_billed`)
+    taken_batches: tuple[int, ...] | None = None   # fan-out: `n` of each batch the provider may have taken
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
+
+    @property
+    def taken(self) -> bool:
+        """Whether the provider may have done (and billed) some of the work before this failure."""
+        if self.taken_batches is not None:
+            return bool(self.taken_batches)
+        return self.sent and not self.not_billed

@@ -1,12 +1,14 @@
 """Emulated `n`: split into batches of the route's native maximum and run them concurrently.
 
 Outputs keep request order; the first failure cancels the other batches and fails the attempt whole,
-so a caller never gets half an answer.
+so a caller never gets half an answer. The failure says which batches the provider may still have taken
+(succeeded, failed after being sent, or cancelled in flight): those are billed whatever the caller gets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any, Coroutine, Iterator, TypeVar
 
 from mediagate import context, errormap, extract, polling, upstream
@@ -16,7 +18,7 @@ from mediagate.errors import UpstreamError
 from mediagate.extract import RawOutput
 from mediagate.runtime import Runtime
 from mediagate.provider import Operation, Provider
-from mediagate.upstream import Target
+from mediagate.upstream import Target, Written
 
 T = TypeVar("T")
 
@@ -26,9 +28,10 @@ def batches(n: int, native_max: int) -> list[int]:
     return [native_max] * full + ([rest] if rest else [])
 
 
-async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> Any:
+async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target,
+                 written: Written | None = None) -> Any:
     """Send the operation's request; its JSON reply, or the provider's error normalized."""
-    reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
+    reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target), written)
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
     if reply.json is None:
@@ -36,13 +39,17 @@ async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, 
     return reply.json
 
 
-async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int) -> list[RawOutput]:
+async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int,
+                    written: Written | None = None, idempotency_key: str | None = None) -> list[RawOutput]:
     provider = route.provider
     op = route.operation(req.operation)
-    ctx = context.build(req, route, n)
-    body = await submit(rt, provider, op, ctx, target)
+    ctx = {**context.build(req, route, n), "idempotency_key": idempotency_key}
+    body = await submit(rt, provider, op, ctx, target, written)
     if op.job is not None:
-        body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+        try:
+            body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+        except UpstreamError as exc:  # the job was accepted: whatever a poll or result reply says, it was taken
+            raise dataclasses.replace(exc, not_billed=False) from None
     outputs = extract.outputs(op, body)
     if len(outputs) < n:
         raise errormap.make("upstream_error", f"{provider.name} returned {len(outputs)} of {n} images.")
@@ -73,14 +80,31 @@ def _leaves(eg: BaseExceptionGroup) -> Iterator[BaseException]:
             yield e
 
 
-async def run(rt: Runtime, req: Canonical, route: Route, target: Target) -> list[RawOutput]:
-    sizes = batches(req.n, route.native_n)
+async def _recorded(call: Coroutine[Any, Any, T], failures: dict[int, UpstreamError], index: int) -> T:
     try:
-        results = await all_or_nothing([call_once(rt, req, route, target, k) for k in sizes])
+        return await call
     except UpstreamError as exc:
+        failures[index] = exc
+        raise
+
+
+async def run(rt: Runtime, req: Canonical, route: Route, target: Target,
+              idempotency_key: str | None = None) -> list[RawOutput]:
+    """Every batch's outputs in order. `idempotency_key` (when the operation declares a header for it) is
+    suffixed per batch, so a retry of the attempt replays each batch under its own key."""
+    sizes = batches(req.n, route.native_n)
+    written = [Written() for _ in sizes]
+    failures: dict[int, UpstreamError] = {}
+    keys = [f"{idempotency_key}-{i}" if idempotency_key else None for i in range(len(sizes))]
+    try:
+        results = await all_or_nothing([_recorded(call_once(rt, req, route, target, k, written[i], keys[i]), failures, i)
+                                        for i, k in enumerate(sizes)])
+    except UpstreamError as exc:
+        # a batch that failed is judged by its own error; one that succeeded or was cancelled after its request
+        # went out may be finished (and billed) by the provider all the same
+        taken = tuple(k for i, k in enumerate(sizes) if (failures[i].taken if i in failures else written[i].sent))
         if len(sizes) == 1:
-            raise
-        raise errormap.make(exc.code, f"{exc.message} (in one of {len(sizes)} concurrent calls; "
-                            "the whole request failed rather than return part of it)",
-                            exc.status, exc.param, exc.retryable, exc.retry_after_s) from None
+            raise dataclasses.replace(exc, taken_batches=taken) from None
+        raise dataclasses.replace(exc, message=f"{exc.message} (in one of {len(sizes)} concurrent calls; "
+                                  "the whole request failed rather than return part of it)", taken_batches=taken) from None
     return [o for batch in results for o in batch]

@@ -178,7 +178,7 @@ class JobRunner:
                 continue
             recorded = resume if resume.get("provider") == route.provider.id else {}
             try:
-                target = await rt.authorize(route.provider, target)
+                target = await routing.authorize(rt, route, target)
                 outputs = await fanout.all_or_nothing([
                     self._one(job["id"], route, target, req, k, i, recorded.get("submitted", {}).get(str(i)),
                               str(i) in recorded.get("submitting", {}))
@@ -193,6 +193,10 @@ class JobRunner:
                 if not err.retryable or err.code == "submit_interrupted":
                     client = errormap.to_client(err)
                     await self._finish_failed(job["id"], client.code or err.code, client.message)
+                    return
+                if not routing.may_fall_back(err, model):  # the provider may have taken (and billed) it: not twice
+                    client = errormap.after_send([a for a in attempts if "error" in a], errors)
+                    await self._finish_failed(job["id"], client.code or "all_providers_exhausted", client.message)
                     return
                 continue
             rt.health.record(route.provider.id, ok=True)

@@ -1,7 +1,8 @@
 """One image request's way through the engine:
 
 resolve model -> validate against the compiled schema -> normalize (mediagate.normalize operations) ->
-route -> fan out and call (mediagate.fanout) -> map errors, fall back on retryable ones -> post-process
+route -> fan out and call (mediagate.fanout) -> map errors, fall back only where no second charge can
+follow (mediagate.routing.may_fall_back) -> post-process
 (mediagate.postprocess) -> the OpenAI-shaped response with metadata.
 """
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from mediagate import carried, deadline, errormap, fanout, inputs, postprocess, pricing, routing
-from mediagate.errors import UpstreamError, invalid_request
+from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
 from mediagate.runtime import Runtime
@@ -44,8 +46,8 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
 
 
 def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], size: str | None,
-              fmt: str | None) -> pricing.Produced:
-    return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)),
+              fmt: str | None, calls: int | None = None) -> pricing.Produced:
+    return pricing.Produced(sizes, len(fanout.batches(req.n, route.native_n)) if calls is None else calls,
                             pricing.facts({**req.shape.as_context(), "size": size}, req.params, req.thinking, fmt),
                             seconds=req.seconds or 0.0)
 
@@ -94,11 +96,28 @@ def _own(adjustments: list[dict[str, Any]]) -> dict[str, Any]:
     return {"adjustments": adjustments} if adjustments else {}
 
 
+def _possible_cost(req: Canonical, route: Route, err: UpstreamError) -> dict[str, Any] | None:
+    """What a failed attempt may have cost: the batches the provider may have taken, priced as requested."""
+    taken = err.taken_batches if err.taken_batches is not None else (
+        tuple(fanout.batches(req.n, route.native_n)) if err.taken else ())
+    if not taken:
+        return None
+    sizes = ((req.shape.width or 0, req.shape.height or 0),) * sum(taken)
+    return pricing.price(route.pricing, _produced(req, route, sizes, req.shape.size, req.output_format or req.upstream_format,
+                                                  calls=len(taken)))
+
+
+def _failed(err: GatewayError, charges: pricing.Charges) -> GatewayError:
+    err.headers.update(charges.headers())
+    return err
+
+
 async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, base_url: str,
                  force_sandbox: bool) -> Result:
     attempts: list[dict[str, Any]] = []
     errors: list[UpstreamError] = []
     planned = req
+    charges = pricing.Charges()
     for route in routing.order(model, forced, health=rt.health):
         req, own = carried.adapt(planned, route)  # this route's own adjustments (a fallback's too)
         started = time.monotonic()
@@ -108,38 +127,56 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             err = routing.not_configured(route)
             attempts.append(routing.attempt(route, req.operation, started, err))  # listed, not a failure: it was never tried
             continue
-        try:
-            target = await rt.authorize(route.provider, target)
-            outputs = await fanout.run(rt, req, route, target)
-            delivered, notes = await postprocess.deliver(rt, req, route.provider, target, outputs, base_url)
-        except UpstreamError as err:
-            attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling) | _own(own))
-            errors.append(err)
-            if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
-                rt.health.record(route.provider.id, ok=False)
-            if not err.retryable:
-                raise errormap.to_client(err) from None
-            continue
-        attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling) | _own(own))
-        rt.health.record(route.provider.id, ok=True)
-        first = delivered[0].info
-        cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
-                                                       f"{first.width}x{first.height}", first.format))
-        body = {
-            "created": int(time.time()),
-            "size": f"{first.width}x{first.height}",
-            "output_format": first.format,
-            "data": [d.item for d in delivered],
-            "metadata": {
-                "model": model.id,
-                "executed_model": route.model_for(req.operation),
-                "provider": route.provider.id,
-                "attempts": attempts,
-                "adjustments": list(req.adjustments) + notes,
-                "cost": round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,  # None: not priced
-                "cost_currency": cost["currency"] if cost else None,
-            },
-        }
-        headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
-        return Result(body, headers)
-    raise errormap.exhausted(attempts, errors)
+        retries = routing.idempotent_retries(route, req.operation)
+        key = uuid.uuid4().hex if retries else None   # one per request and route, the same on every try
+        group = key or f"attempt-{len(attempts)}"
+        taken = False                                   # some try at this route may have been billed
+        for tried in range(retries + 1):
+            started = time.monotonic() if tried else started
+            try:
+                authorized = await routing.authorize(rt, route, target)
+                outputs = await fanout.run(rt, req, route, authorized, key)
+                delivered, notes = await postprocess.deliver(rt, req, route.provider, authorized, outputs, base_url)
+            except UpstreamError as err:
+                possible = _possible_cost(req, route, err)
+                attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling, possible,
+                                                replay=tried > 0) | _own(own))
+                errors.append(err)
+                charges.add(group, possible)
+                taken = taken or err.taken
+                if err.retryable:  # only a success clears a cooldown; a caller's error says nothing
+                    rt.health.record(route.provider.id, ok=False)
+                if not err.retryable:
+                    raise _failed(errormap.to_client(err), charges) from None
+                if routing.may_fall_back(err, model, taken):
+                    break
+                if tried < retries:
+                    continue
+                raise _failed(errormap.after_send(attempts, errors), charges) from None
+            rt.health.record(route.provider.id, ok=True)
+            first = delivered[0].info
+            cost = pricing.price(route.pricing, _produced(req, route, tuple((d.info.width, d.info.height) for d in delivered),
+                                                           f"{first.width}x{first.height}", first.format))
+            attempts.append(routing.attempt(route, req.operation, started, None, target.sandbox, cooling, cost,
+                                            replay=tried > 0) | _own(own))
+            charges.add(group, cost, replace=True)
+            total = charges.total(cost["currency"] if cost else None) if cost else None
+            body = {
+                "created": int(time.time()),
+                "size": f"{first.width}x{first.height}",
+                "output_format": first.format,
+                "data": [d.item for d in delivered],
+                "metadata": {
+                    "model": model.id,
+                    "executed_model": route.model_for(req.operation),
+                    "provider": route.provider.id,
+                    "attempts": attempts,
+                    "adjustments": list(req.adjustments) + notes,
+                    # every attempt that may have been billed, this one included; None: not priced
+                    "cost": round(total[0] / pricing.MICROS, 6) if total else None,
+                    "cost_currency": total[1] if total else None,
+                },
+            }
+            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+            return Result(body, headers)
+    raise _failed(errormap.exhausted(attempts, errors), charges)

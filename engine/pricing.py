@@ -2,7 +2,8 @@
 
 A component is (metric, unit_price, conditions). Quantities come from the canonical request when
 estimating and from the delivered outputs (measured sizes, actual count) when charging, so an emulated
-`n` counts every image and a clamped size is priced at the size really made.
+`n` counts every image and a clamped size is priced at the size really made. `Charges` sums what every
+attempt of one request may have cost, failed ones included (DESIGN.md §5a).
 """
 
 from __future__ import annotations
@@ -90,3 +91,30 @@ def facts(shape: Mapping[str, Any], params: Mapping[str, Any], thinking: str | N
     return {**{k: v for k, v in params.items() if v is not None}, "resolution": shape.get("resolution"),
             "size": shape.get("size"), "aspect_ratio": shape.get("aspect_ratio"), "thinking": thinking,
             "output_format": output_format}
+
+
+class Charges:
+    """Every charge a request may have caused, one per possibly billed try (a provider deduplicating by
+    idempotency key charges all tries under one key once)."""
+
+    def __init__(self) -> None:
+        self._by_group: dict[str, tuple[int, str]] = {}
+
+    def add(self, group: str, cost: dict[str, Any] | None, replace: bool = False) -> None:
+        if cost is None or cost["total_cost_micros"] is None:
+            return
+        entry = (int(cost["total_cost_micros"]), str(cost["currency"]))
+        self._by_group[group] = entry if replace else max(self._by_group.get(group, entry), entry)
+
+    def total(self, currency: str | None = None) -> tuple[int, str] | None:
+        if not self._by_group:
+            return None
+        currency = currency or next(iter(self._by_group.values()))[1]
+        return sum(m for m, c in self._by_group.values() if c == currency), currency
+
+    def headers(self) -> dict[str, str]:
+        """The possible cost of a failed request, for its error response (whose body keeps the error shape)."""
+        total = self.total()
+        if total is None:
+            return {}
+        return {"X-Mediagate-Cost": str(round(total[0] / MICROS, 6)), "X-Mediagate-Cost-Currency": total[1]}

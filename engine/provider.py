@@ -36,6 +36,7 @@ class ErrorRule:
     retry_after: tuple[tuple[str, Any, str], ...]  # ("header", name, unit) | ("path", compiled, unit)
     params: dict[str, str] = field(default_factory=dict)
     retryable_header: str | None = None
+    not_billed: bool | None = None       # None: the engine's default (only a 429 proves it)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Operation:
     job: JobSpec | None = None
     multipart: bool = False                # `json` renders the fields of a multipart/form-data body
     takes_mask: bool = False               # the request sends the edit mask (declared with `mask: true`)
+    idempotency_header: str | None = None  # the provider deduplicates requests carrying the same key here
 
 
 @dataclass
@@ -217,6 +219,7 @@ def _compile_operation(op: dict[str, Any], path: str) -> Operation:
         on_empty=op.get("on_empty"),
         job=_compile_job(op["async"], f"{path}.async") if "async" in op else None,
         takes_mask=bool(op.get("mask", False)),
+        idempotency_header=op["idempotency"]["header"] if "idempotency" in op else None,
     )
 
 
@@ -267,4 +270,5 @@ def _compile_rule(rule: dict[str, Any], path: str) -> ErrorRule:
         retry_after=tuple(retry_after),
         params=dict(rule.get("params", {})),
         retryable_header=rule["retryable_header"].lower() if "retryable_header" in rule else None,
+        not_billed=rule.get("not_billed"),
     )

@@ -1,8 +1,9 @@
 """Render a provider request from its templates and send it; fetch provider-hosted outputs.
 
 One pooled aiohttp session per provider keeps connections alive. Transport failures become normalized
-`UpstreamError`s here (timeout, unreachable, dropped), so the router treats them like any other
-retryable failure.
+`UpstreamError`s here (timeout, unreachable, dropped), each saying whether the request was sent: a failure
+before any byte was written (refused, DNS, TLS, connect timeout) cannot have been billed; one after may
+have been, so the router must not resend it elsewhere.
 """
 
 from __future__ import annotations
@@ -161,15 +162,54 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     headers = {**op.headers, **(op.job.submit_headers if op.job else {})}
     request = build(provider, target, ctx, op.method, url_for(target.base_url, str(op.path(ctx))), headers, op.query, body)
     request.multipart = op.multipart
+    if op.idempotency_header and ctx.get("idempotency_key"):
+        request.headers[op.idempotency_header] = ctx["idempotency_key"]
     return request
 
 
-def _transport_error(provider: Provider, exc: BaseException, timed_out: str) -> UpstreamError:
-    if isinstance(exc, asyncio.TimeoutError):
+# Raised by the connector while opening a connection, before the request is written: ClientConnectorError
+# covers refused connections, DNS (ClientConnectorDNSError), proxies and TLS (ClientSSLError,
+# ClientConnectorSSLError, ClientConnectorCertificateError are subclasses); ConnectionTimeoutError is the
+# connect timeout (aiohttp client.py `_connect_and_send_request`). Everything else (ServerDisconnectedError,
+# ClientOSError on a reset, ClientPayloadError, SocketTimeoutError, the total timeout) is judged by `Written`.
+NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+@dataclass
+class Written:
+    """Set once aiohttp hands the request's headers to the connection (its `on_request_headers_sent` trace
+    signal): from then on the provider may have received the request."""
+
+    sent: bool = False
+
+
+async def _on_headers_sent(session: aiohttp.ClientSession, ctx: Any, params: Any) -> None:
+    flag = ctx.trace_request_ctx
+    if isinstance(flag, Written):
+        flag.sent = True
+
+
+_TRACE = aiohttp.TraceConfig()
+_TRACE.on_request_headers_sent.append(_on_headers_sent)
+
+
+def was_sent(exc: BaseException, written: Written) -> bool:
+    return written.sent and not isinstance(exc, NOT_SENT_ERRORS)
+
+
+def _transport_error(provider: Provider, exc: BaseException, timed_out: str, written: Written) -> UpstreamError:
+    sent = was_sent(exc, written)
+    if isinstance(exc, asyncio.TimeoutError) and sent:
         return errormap.make("upstream_timeout", f"{provider.name} {timed_out}.")
+    if isinstance(exc, asyncio.TimeoutError):
+        return errormap.make("upstream_unavailable", f"{provider.name} could not be reached in time (not sent).", sent=False)
     if isinstance(exc, aiohttp.ClientPayloadError):
         return errormap.make("upstream_unavailable", f"{provider.name} closed the connection mid-reply.")
-    return errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}).")
+    if not sent:
+        return errormap.make("upstream_unavailable", f"{provider.name} could not be reached ({type(exc).__name__}; "
+                             "not sent).", sent=False)
+    return errormap.make("upstream_unavailable", f"{provider.name} dropped the connection after the request was sent "
+                         f"({type(exc).__name__}).")
 
 
 def same_origin_or(url: str, base_url: str, host_patterns: Any) -> bool:
@@ -196,7 +236,8 @@ class Transport:
         s = self._sessions.get(provider.id)
         if s is None or s.closed:
             connector = aiohttp.TCPConnector(limit=provider.max_connections, ttl_dns_cache=300)
-            s = aiohttp.ClientSession(connector=connector, auto_decompress=True, json_serialize=json.dumps)
+            s = aiohttp.ClientSession(connector=connector, auto_decompress=True, json_serialize=json.dumps,
+                                      trace_configs=[_TRACE])
             self._sessions[provider.id] = s
         return s
 
@@ -205,27 +246,31 @@ class Transport:
             await s.close()
         self._sessions.clear()
 
-    async def send(self, provider: Provider, req: UpstreamRequest) -> UpstreamReply:
+    async def send(self, provider: Provider, req: UpstreamRequest, written: Written | None = None) -> UpstreamReply:
+        """The reply; `written` (the caller's, to judge a cancellation too) hears when the request went out."""
+        written = Written() if written is None else written
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
             body = {"data": req.form()} if req.multipart else {"json": req.json}
             async with self.session(provider).request(
-                    req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout, **body) as resp:
+                    req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout,
+                    trace_request_ctx=written, **body) as resp:
                 return await read_reply(resp)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(provider, exc, f"did not answer within {provider.timeout_s:g} s") from None
+            raise _transport_error(provider, exc, f"did not answer within {provider.timeout_s:g} s", written) from None
 
     @contextlib.asynccontextmanager
     async def stream(self, provider: Provider, req: UpstreamRequest) -> AsyncIterator[aiohttp.ClientResponse]:
         """The open upstream response, for relaying as it arrives; leaving the block closes the
         connection, which is how a caller's disconnect reaches the provider."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.timeout_s)
+        written = Written()
         try:
             async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
-                                                      json=req.json, timeout=timeout) as resp:
+                                                      json=req.json, timeout=timeout, trace_request_ctx=written) as resp:
                 yield resp
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(provider, exc, "stopped answering") from None
+            raise _transport_error(provider, exc, "stopped answering", written) from None
 
     async def fetch(self, provider: Provider, target: Target, url: str, max_bytes: int = MAX_FETCH_BYTES,
                     timeout_s: float = FETCH_TIMEOUT_S) -> bytes:

@@ -31,12 +31,12 @@ def test_flux_2_max_replicate_by_default_fal_when_forced(gateway: GatewayThread,
     assert paths[0] == "/fal/queue/fal-ai/flux-2-max" and paths[-1].endswith("/requests/" + paths[-1].rsplit("/", 1)[1])
 
 
-def test_forced_5xx_on_replicate_falls_back_to_fal(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
-    sim_clean.inject("500", 1, "replicate")
+def test_forced_429_on_replicate_falls_back_to_fal(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    sim_clean.inject("429", 1, "replicate")   # a 429 was not taken: safe to send elsewhere (a 5xx is test_billing's)
     r = post(gateway, {"model": "flux.2-max", "prompt": "a glacier", "response_format": "b64_json"})
     assert r.status_code == 200, r.text
     attempts = r.json()["metadata"]["attempts"]
-    assert [(a["provider"], a["outcome"]) for a in attempts] == [("replicate", "upstream_error"), ("fal", "ok")]
+    assert [(a["provider"], a["outcome"]) for a in attempts] == [("replicate", "rate_limit_exceeded"), ("fal", "ok")]
 
 
 def test_fal_job_is_polled_and_cancelled_when_the_client_leaves(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:

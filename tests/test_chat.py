@@ -64,7 +64,7 @@ def test_client_disconnect_closes_the_upstream_stream(gateway: GatewayThread, si
 
 
 def test_stream_fails_over_before_the_first_byte(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
-    sim_clean.inject("500", 1, "openai")
+    sim_clean.inject("429", 1, "openai")   # not taken; a 5xx may have been billed and is not resent (test_billing)
     stream = client(gateway).chat.completions.create(model="gpt-5-mini", stream=True,
                                                      messages=[{"role": "user", "content": "hi"}])
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)

@@ -20,6 +20,9 @@ TWIN = {
     "limits": {"n": 4},
     "shape": {"sizes": ["1024x1024", "512x512"], "default": {"size": "512x512"}},
     "values": {"response_format": "b64_json"},
+    # the operator's opt-in: routing tests below fall back even after failures the provider may have billed
+    # (the default, no fallback after a send, is tests/test_billing.py's)
+    "fallback_after_send": True,
     "routes": [
         {"provider": "openai", "upstream_model": "dall-e-2", "priority": 0},
         {"provider": "local-openai", "upstream_model": "sdxl", "priority": 1},
