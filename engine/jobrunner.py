@@ -52,24 +52,29 @@ class JobRunner:
         self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.deleting: set[str] = set()           # jobs being deleted: their upstream job is cancelled on the way out
         self._renewed: dict[str, float] = {}      # job id -> monotonic time of its last successful renewal
+        self._claiming: set[str] = set()          # claims under way in this process
 
     @property
     def ttl_s(self) -> float:
         return self.rt.settings.job_lease_s
 
     async def start(self, job_id: str) -> bool:
-        """Claim and run a job in this process; False when another process holds it."""
-        if job_id in self.tasks or not await self.rt.jobs.claim(job_id, self.owner, self.ttl_s):
+        """Claim and run a job in this process; False when another process holds it (or it runs here already:
+        the create path and the scheduler's scan may race for the same job, and the store lets an owner
+        claim again what it holds, so this process checks its own runners first)."""
+        if job_id in self.tasks or job_id in self._claiming:
             return False
-        self._renewed[job_id] = time.monotonic()
-        try:  # who ran it, in order: the audit trail of takeovers (not part of the public video object)
-            await self.rt.jobs.mutate(job_id, lambda d: {**d, "runners": d.get("runners", []) + [self.owner]}, self.owner)
-        except LeaseLost:
-            return False
-        task = asyncio.ensure_future(self._run(job_id))
-        self.tasks[job_id] = task
-        task.add_done_callback(lambda _: self._forget(job_id))
-        return True
+        self._claiming.add(job_id)
+        try:
+            if not await self.rt.jobs.claim(job_id, self.owner, self.ttl_s):
+                return False
+            self._renewed[job_id] = time.monotonic()
+            task = asyncio.ensure_future(self._run(job_id))
+            self.tasks[job_id] = task
+            task.add_done_callback(lambda _: self._forget(job_id))
+            return True
+        finally:
+            self._claiming.discard(job_id)
 
     def _forget(self, job_id: str) -> None:
         self.tasks.pop(job_id, None)
@@ -144,7 +149,10 @@ class JobRunner:
     # ------------------------------------------------------------------ one job
 
     async def _run(self, job_id: str) -> None:
-        job = await self.rt.jobs.get(job_id)
+        try:  # who ran it, in order: the audit trail of takeovers (not part of the public video object)
+            job = await self.rt.jobs.mutate(job_id, lambda d: {**d, "runners": d.get("runners", []) + [self.owner]}, self.owner)
+        except (LeaseLost, StoreUnavailable):
+            return
         if job is None:
             return
         try:
