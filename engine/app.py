@@ -21,10 +21,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, origin, pipeline, reload, textcheck, videos, webhooks
+from mediagate import (chat, errors, forms, imaging, jobstore, metrics, origin, pipeline, reload, reqctx, textcheck, videos,
+                       webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -43,23 +44,6 @@ SANDBOX_HEADER = "x-mediagate-sandbox"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
 T = TypeVar("T")
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency_sum_s: dict[str, float] = {}
-
-    def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests[(endpoint, status)] = self.requests.get((endpoint, status), 0) + 1
-        self.latency_sum_s[endpoint] = self.latency_sum_s.get(endpoint, 0.0) + seconds
-
-    def render(self) -> str:
-        lines = ["# TYPE mediagate_requests_total counter"]
-        lines += [f'mediagate_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self.requests.items())]
-        lines.append("# TYPE mediagate_request_seconds_sum counter")
-        lines += [f'mediagate_request_seconds_sum{{endpoint="{e}"}} {v:.6f}' for e, v in sorted(self.latency_sum_s.items())]
-        return "\n".join(lines) + "\n"
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -124,13 +108,14 @@ def _check_key(request: Request, settings: Settings) -> None:
 
 
 def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler: request id, gateway key, error shaping, metrics, one log line."""
+    """Wrap a handler: request id, gateway key, error shaping, metrics and one log line — for a streamed
+    body (chat SSE, a file) both once its last byte is sent."""
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             rt: Runtime = request.app.state.runtime
             incoming = request.headers.get(REQUEST_ID_HEADER, "")
             request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
-            started = time.monotonic()
+            ctx = reqctx.begin(request_id, name)
             try:
                 if authenticated:
                     origin.check_host(request, rt.settings)
@@ -138,20 +123,48 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
                     _check_key(request, rt.settings)
                 response = await handler(request, rt)
             except GatewayError as err:
+                ctx.error_code = err.code
                 response = _error(err, request_id)
             except (ClientGone, ClientDisconnect):  # the caller left (mid-body or mid-work): nothing to answer
+                ctx.error_code = "client_closed_request"
                 response = Response(status_code=CLIENT_CLOSED_REQUEST)
             except Exception:  # the last line of defence: log it, never show it
-                log.exception("unhandled error", extra={"request_id": request_id})
+                log.exception("unhandled error")
+                ctx.error_code = "internal_error"
                 response = _error(errors.internal(), request_id)
             response.headers[REQUEST_ID_HEADER] = request_id
-            elapsed = time.monotonic() - started
-            request.app.state.metrics.observe(name, response.status_code, elapsed)
-            log.info(json.dumps({"request_id": request_id, "endpoint": name, "status": response.status_code,
-                                 "ms": round(elapsed * 1000, 1), "provider": response.headers.get("x-mediagate-provider")}))
+            if isinstance(response, StreamingResponse):
+                response.body_iterator = _to_last_byte(response.body_iterator, lambda: _finished(ctx, response))
+            else:
+                _finished(ctx, response)
             return response
         return run
     return wrap
+
+
+async def _to_last_byte(body: AsyncIterator[Any], done: Callable[[], None]) -> AsyncIterator[Any]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        done()
+
+
+def _finished(ctx: reqctx.RequestContext, response: Response) -> None:
+    """Count, time and log one answered request (from its start to now)."""
+    elapsed = time.monotonic() - ctx.started
+    provider = response.headers.get("x-mediagate-provider") or ctx.provider
+    model = ctx.model if ctx.model is not None else response.headers.get("x-mediagate-model")
+    status = response.status_code
+    metrics.observe(ctx.endpoint, model, provider, metrics.outcome(status, ctx.error_code), elapsed, ctx.upstream_s())
+    billed = response.headers.get("x-mediagate-cost")  # a chat's cost, or what a failure may have cost
+    if ctx.cost is not None:
+        metrics.cost(model, provider, *ctx.cost)
+    elif billed is not None:
+        with contextlib.suppress(ValueError):
+            metrics.cost(model, provider, float(billed), response.headers.get("x-mediagate-cost-currency", "USD"))
+    log.info("request", extra={"endpoint": ctx.endpoint, "model": model, "provider": provider, "status": status,
+                               "error_code": ctx.error_code, "latency_ms": round(elapsed * 1000, 1)})
 
 
 @endpoint("images.generations")
@@ -350,8 +363,13 @@ async def readyz(request: Request, rt: Runtime) -> Response:
 
 
 @endpoint("metrics", authenticated=False)
-async def metrics(request: Request, rt: Runtime) -> Response:
-    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+async def metrics_page(request: Request, rt: Runtime) -> Response:
+    try:
+        async with asyncio.timeout(READY_STORE_TIMEOUT_S):
+            counts = await rt.jobs.counts()
+    except (jobstore.StoreUnavailable, TimeoutError):
+        counts = None   # the scrape still answers; mediagate_job_store_up says why the job gauges are missing
+    return Response(metrics.render(counts, time.time()), media_type=metrics.CONTENT_TYPE)
 
 
 @endpoint("openapi", authenticated=False)
@@ -455,13 +473,12 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         Route(MEDIA_ROUTE + "/{name}", media, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     edge = [Middleware(BodyTimeout, idle_s=settings.body_idle_timeout_s), *origin.middleware(settings)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=edge,
                     exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
-    app.state.metrics = _Metrics()
     app.state.started = int(time.time())
     return app

@@ -17,7 +17,7 @@ import math
 import time
 from typing import Any, AsyncIterator
 
-from mediagate import deadline, errormap, pricing, routing, upstream
+from mediagate import deadline, errormap, metrics, pricing, reqctx, routing, upstream
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.runtime import Runtime
@@ -32,6 +32,7 @@ def _validate(rt: Runtime, body: Any) -> tuple[Model, str | None]:
     if not isinstance(name, str):
         raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     model, forced = rt.catalog.resolve(name)
+    reqctx.note(model=model.id)
     validator = model.validators.get("chat")
     if validator is None:
         raise invalid_request(f"Model '{model.id}' is not a chat model.", "model", "unsupported_model")
@@ -127,6 +128,7 @@ async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str,
                 raise errormap.to_client(err) from None
             if not routing.may_fall_back(err, model):  # the provider may have run (and billed) it: not twice
                 raise errormap.after_send(attempts, errors) from None
+            metrics.FALLBACKS.labels(route.provider.id).inc()
             continue
         rt.health.record(route.provider.id, ok=True)
         cost = _usage_cost(route, reply.json)

@@ -157,7 +157,8 @@ WORKERS_ENV = "MEDIAGATE_WORKERS"
 
 
 def _log_setup() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from mediagate import logs
+    logs.setup()
 
 
 def _external_sandbox(url: str) -> Callable[[], Awaitable[tuple[Any, str]]]:
@@ -188,6 +189,7 @@ def _exit_on_sigterm() -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mediagate import logs
     from mediagate.app import create_app, sandbox_notice
     from mediagate.httpserver import UVICORN_OPTIONS
     _log_setup()
@@ -219,10 +221,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 return await start_in_loop(0, "127.0.0.1", 0)
 
         app = create_app(settings, cat, starter, _roots(args.specs))
-        print(listening + " (1 worker)", flush=True)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False, **UVICORN_OPTIONS)
+        logs.say(listening + " (1 worker)")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                    log_config=logs.config(), **UVICORN_OPTIONS)
     finally:
-        print("mediagate: stopped", flush=True)
+        logs.say("mediagate: stopped")
     return 0
 
 
@@ -231,10 +234,14 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, cat: catalog_mo
     """N uvicorn worker processes on one socket. What must be one thing for all of them is settled here, once,
     and handed down through the environment the workers inherit: the simulators (started in this process),
     the media signing key, the webhook secret, the state directory and the spec roots."""
+    import shutil
+
     import uvicorn
 
+    from mediagate import logs
     from mediagate.app import _stored_secret, sandbox_notice
     from mediagate.httpserver import UVICORN_OPTIONS
+    from mediagate.metrics import MULTIPROC_ENV
     from mediagate.sandbox.testing import SimulatorThread
     env = os.environ
     env["MEDIAGATE_HOST"], env["MEDIAGATE_PORT"] = settings.host, str(settings.port)
@@ -254,10 +261,17 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, cat: catalog_mo
             sim = SimulatorThread().start()
             url = env[SANDBOX_URL_ENV] = sim.base_url
         logging.getLogger("mediagate").warning("%s", sandbox_notice(settings, cat, url))
-    print(f"{listening} ({workers} workers)", flush=True)
+    # one /metrics for all workers: prometheus_client's multiprocess mode, its files under the state directory,
+    # emptied at each start (counters restart with the server, as they do with one process)
+    if not env.get(MULTIPROC_ENV):
+        metrics_dir = settings.state_dir.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env[MULTIPROC_ENV] = str(metrics_dir)
+    logs.say(f"{listening} ({workers} workers)")
     try:
         uvicorn.run("mediagate.cli:worker_app", factory=True, workers=workers, host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False, **UVICORN_OPTIONS)
+                    log_level="info", access_log=False, log_config=logs.config(), **UVICORN_OPTIONS)
     finally:
         if sim is not None:
             sim.stop()

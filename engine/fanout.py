@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 from typing import Any, Coroutine, Iterator, TypeVar
 
-from mediagate import context, errormap, extract, polling, upstream
+from mediagate import context, errormap, extract, metrics, polling, upstream
 from mediagate.canonical import Canonical
 from mediagate.catalog import Route
 from mediagate.errors import UpstreamError
@@ -93,6 +93,9 @@ async def run(rt: Runtime, req: Canonical, route: Route, target: Target,
     """Every batch's outputs in order. `idempotency_key` (when the operation declares a header for it) is
     suffixed per batch, so a retry of the attempt replays each batch under its own key."""
     sizes = batches(req.n, route.native_n)
+    if len(sizes) > 1:
+        metrics.FANOUT.labels(route.provider.id).inc()
+        metrics.FANOUT_CALLS.labels(route.provider.id).inc(len(sizes))
     written = [Written() for _ in sizes]
     failures: dict[int, UpstreamError] = {}
     keys = [f"{idempotency_key}-{i}" if idempotency_key else None for i in range(len(sizes))]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from mediagate import metrics
+
 FAILURES_BEFORE_COOLDOWN = 3     # consecutive retryable failures that put a provider in cooldown
 COOLDOWN_S = 30.0                # how long it stays there (a success ends it early)
 
@@ -27,6 +29,8 @@ class Health:
         streak = self._streak.get(provider_id, 0) + 1
         self._streak[provider_id] = streak
         if streak >= self.failures:
+            if not self.cooling(provider_id):
+                metrics.COOLDOWNS.labels(provider_id).inc()
             self._until[provider_id] = time.monotonic() + self.cooldown_s
 
     def cooling(self, provider_id: str) -> bool:

@@ -24,7 +24,7 @@ import socket
 import time
 from typing import Any
 
-from mediagate import carried, context, errormap, extract, fanout, inputs, pricing, routing, upstream, webhooks
+from mediagate import carried, context, errormap, extract, fanout, inputs, metrics, pricing, routing, upstream, webhooks
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError
@@ -206,6 +206,7 @@ class JobRunner:
                     client = errormap.after_send([a for a in attempts if "error" in a], errors)
                     await self._finish_failed(job["id"], client.code or "all_providers_exhausted", client.message)
                     return
+                metrics.FALLBACKS.labels(route.provider.id).inc()
                 continue
             rt.health.record(route.provider.id, ok=True)
             attempts.append(routing.attempt(route, "video", started, None, target.sandbox) | _own(own))
@@ -288,6 +289,7 @@ class JobRunner:
                                     pricing.facts(req.shape.as_context(), req.params, req.thinking, None),
                                     seconds=req.seconds or 0)
         cost = pricing.price(route.pricing, produced)
+        metrics.priced(model.id, route.provider.id, cost)
         now = int(time.time())
         job = await self.rt.jobs.update(job_id, self.owner, status="completed", progress=100, completed_at=now,
                                         expires_at=now + VIDEO_TTL_S, outputs=files, attempts=attempts,

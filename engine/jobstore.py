@@ -80,6 +80,7 @@ class JobStore(Protocol):
     async def claim_deliveries(self, now: float, lease_s: float, limit: int) -> list[dict[str, Any]]: ...
     async def update_delivery(self, delivery_id: str, next_at: float, attempts: int, done: bool, doc: dict[str, Any]) -> None: ...
     async def ping(self) -> None: ...
+    async def counts(self) -> dict[str, Any]: ...
     async def close(self) -> None: ...
 
 
@@ -120,6 +121,14 @@ class SqliteJobStore:
 
     async def ping(self) -> None:
         await self._q("SELECT 1")
+
+    async def counts(self) -> dict[str, Any]:
+        """Unfinished jobs by state and the oldest one's creation time (epoch s), for the metrics scrape:
+        one grouped query over the status index."""
+        rows = await self._q("SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE status NOT IN (?, ?, ?) "
+                             "AND deleted = 0 GROUP BY status", *FINISHED)
+        firsts = [r[2] for r in rows if r[2] is not None]
+        return {"states": {r[0]: r[1] for r in rows}, "oldest_created_at": min(firsts) / 1e9 if firsts else None}
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

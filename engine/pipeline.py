@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import carried, deadline, errormap, fanout, inputs, postprocess, pricing, routing
+from mediagate import carried, deadline, errormap, fanout, inputs, metrics, postprocess, pricing, reqctx, routing
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
@@ -37,6 +37,7 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
     if not isinstance(name, str):
         raise invalid_request("Invalid type for 'model': expected a string.", "model", "invalid_type")
     model, forced = rt.catalog.resolve(name)
+    reqctx.note(model=model.id)
     validator = model.validators.get(operation)
     if validator is None:
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
@@ -149,6 +150,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                 if not err.retryable:
                     raise _failed(errormap.to_client(err), charges) from None
                 if routing.may_fall_back(err, model, taken):
+                    metrics.FALLBACKS.labels(route.provider.id).inc()
                     break
                 if tried < retries:
                     continue
@@ -161,6 +163,8 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                                             replay=tried > 0) | _own(own))
             charges.add(group, cost, replace=True)
             total = charges.total(cost["currency"] if cost else None) if cost else None
+            if total:
+                reqctx.note_cost(total[0] / pricing.MICROS, total[1])
             body = {
                 "created": int(time.time()),
                 "size": f"{first.width}x{first.height}",

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from mediagate import errormap, upstream
+from mediagate import errormap, reqctx, upstream
 from mediagate.errors import UpstreamError
 from mediagate.paths import search, truthy
 from mediagate.provider import JobSpec, Provider, UrlStep
@@ -72,7 +72,8 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errormap.make("upstream_timeout", f"{provider.name} did not finish the job within {job.deadline_s:g} s.")
-            await asyncio.sleep(min(interval, remaining))
+            with reqctx.upstream_wait():   # waiting for the provider's job: not the gateway's overhead
+                await asyncio.sleep(min(interval, remaining))
             interval = min(interval * job.backoff, job.max_interval_s)
             try:
                 reply = await _call(transport, provider, target, job.poll, job, submitted, ctx)

@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from mediagate import errormap, fanout, imaging
+from mediagate import errormap, fanout, imaging, metrics
 from mediagate.canonical import Canonical, adjustment
 from mediagate.extract import RawOutput
 from mediagate.imaging import ImageError, Info
@@ -60,8 +60,10 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
         if target != info.format or req.reencode:
             source = data if data is not None else b64 or ""
             want_b64 = req.response_format == "b64_json"
+            source_format = info.format
             try:  # convert and encode in one trip to the worker pool: a second hop would queue behind other conversions
                 data, info, b64 = await asyncio.to_thread(_convert, source, target, req.output_compression, want_b64)
+                metrics.CONVERSIONS.labels(source_format, info.format).inc()
             except ImageError:
                 raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None
     item: dict[str, Any] = {}
@@ -71,6 +73,8 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
         raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
         stored = await rt.media.put(raw, imaging.EXT.get(info.format, "bin"))
         item["url"] = stored.url(base_url)
+    metrics.DELIVERIES.labels("url" if out.url is not None else "b64" if out.b64 is not None else "bytes",
+                              "b64_json" if "b64_json" in item else "url").inc()
     if out.revised_prompt:
         item["revised_prompt"] = out.revised_prompt
     return Delivered(item, info), notes

@@ -108,6 +108,22 @@ class RedisJobStore:
         await self.r.ping()
 
     @_available
+    async def counts(self) -> dict[str, Any]:
+        """Unfinished jobs by state and the oldest one's creation time (epoch s), for the metrics scrape: reads
+        only the unfinished set (what is running or waiting), never the whole history."""
+        ids = sorted(await self.r.smembers(f"{P}jobs:unfinished"))
+        if not ids:
+            return {"states": {}, "oldest_created_at": None}
+        raws = await self.r.mget([f"{P}job:{i}" for i in ids])
+        scores = [s for s in await self.r.zmscore(f"{P}jobs:created", ids) if s is not None]
+        states: dict[str, int] = {}
+        for raw in raws:
+            if raw:
+                status = json.loads(raw).get("status", "queued")
+                states[status] = states.get(status, 0) + 1
+        return {"states": states, "oldest_created_at": min(scores) / 1e6 if scores else None}
+
+    @_available
     async def create(self, job: dict[str, Any]) -> dict[str, Any]:
         key = job.get("idempotency_key") or ""
         winner = await self._create(keys=[f"{P}idem:{key}", f"{P}job:{job['id']}", f"{P}jobs:created", f"{P}jobs:unfinished"],

@@ -15,7 +15,7 @@ import time
 from itertools import groupby
 from typing import Any
 
-from mediagate import errormap, pricing
+from mediagate import errormap, metrics, pricing
 from mediagate.catalog import Model, Route
 from mediagate.errors import UpstreamError
 from mediagate.health import Health
@@ -82,6 +82,7 @@ def attempt(route: Route, operation: str, started: float, error: UpstreamError |
         a["sandbox"] = True
     if cooling:
         a["cooldown"] = True  # tried last: the provider had failed repeatedly just before
+    metrics.ATTEMPTS.labels(route.provider.id, a["outcome"]).inc()
     if error is not None:
         a["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable,
                       **({"upstream_status": error.status} if error.status else {})}

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from mediagate import errormap
+from mediagate import errormap, reqctx
 from mediagate.errors import UpstreamError
 from mediagate.provider import Operation, Provider
 
@@ -252,10 +252,11 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
             body = {"data": req.form()} if req.multipart else {"json": req.json}
-            async with self.session(provider).request(
-                    req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout,
-                    trace_request_ctx=written, **body) as resp:
-                return await read_reply(resp)
+            with reqctx.upstream_wait():
+                async with self.session(provider).request(
+                        req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout,
+                        trace_request_ctx=written, **body) as resp:
+                    return await read_reply(resp)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(provider, exc, f"did not answer within {provider.timeout_s:g} s", written) from None
 
@@ -266,9 +267,10 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.timeout_s)
         written = Written()
         try:
-            async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
-                                                      json=req.json, timeout=timeout, trace_request_ctx=written) as resp:
-                yield resp
+            with reqctx.upstream_wait():   # the whole relay: its pace is the provider's
+                async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
+                                                          json=req.json, timeout=timeout, trace_request_ctx=written) as resp:
+                    yield resp
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(provider, exc, "stopped answering", written) from None
 
@@ -287,15 +289,16 @@ class Transport:
                     request = build(provider, target, {}, "GET", url, {}, {}, None)
                     headers = request.headers
                     url = str(URL(url).update_query(request.query)) if request.query else url
-                async with self.session(provider).get(url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
-                    if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
-                        url = str(URL(url).join(URL(resp.headers["location"])))
-                        if not output_url_allowed(provider, target, url):
-                            raise errormap.make("upstream_malformed", f"{provider.name} redirected an output to an untrusted host.")
-                        continue
-                    if resp.status != 200:
-                        raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
-                    return await _read_capped(resp, max_bytes)
+                with reqctx.upstream_wait():
+                    async with self.session(provider).get(url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+                        if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
+                            url = str(URL(url).join(URL(resp.headers["location"])))
+                            if not output_url_allowed(provider, target, url):
+                                raise errormap.make("upstream_malformed", f"{provider.name} redirected an output to an untrusted host.")
+                            continue
+                        if resp.status != 200:
+                            raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
+                        return await _read_capped(resp, max_bytes)
             raise errormap.make("upstream_malformed", f"{provider.name} redirected an output too many times.")
         except asyncio.TimeoutError:
             raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None

@@ -18,7 +18,7 @@ import secrets
 import time
 from typing import Any
 
-from mediagate import safefetch
+from mediagate import metrics, safefetch
 from mediagate.jobstore import JobStore, StoreUnavailable
 
 log = logging.getLogger("mediagate")
@@ -82,8 +82,10 @@ async def _deliver(store: JobStore, secret: str, policy: safefetch.FetchPolicy, 
     try:
         status = await safefetch.post(d["url"], body, headers, policy, DELIVERY_TIMEOUT_S)
         ok = 200 <= status < 300
+        metrics.WEBHOOKS.labels("delivered" if ok else "rejected").inc()
     except Exception as exc:  # any failure is one failed attempt; the schedule decides what next
         status, ok = 0, False
+        metrics.WEBHOOKS.labels("unreachable").inc()
         log.warning("webhook %s to %s failed: %s", d["id"], d["url"], type(exc).__name__)
     doc = {k: v for k, v in d.items() if k != "attempts"} | {"last_status": status}
     try:
@@ -99,6 +101,7 @@ async def _record(store: JobStore, delivery_id: str, attempts: int, ok: bool, do
         await store.update_delivery(d["id"], time.time(), attempts, True, doc)
     elif attempts > len(RETRY_SCHEDULE_S):
         log.warning("webhook %s to %s given up after %d attempts", d["id"], d["url"], attempts)
+        metrics.WEBHOOKS.labels("given_up").inc()
         await store.update_delivery(d["id"], time.time(), attempts, True, doc | {"given_up": True})
     else:
         await store.update_delivery(d["id"], time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)

@@ -130,12 +130,15 @@ def test_ordinary_unicode_and_control_characters_in_values_still_pass(gateway: G
     assert r.status_code == 200, r.text[:300]
 
 
+_OUTCOME_BY_STATUS = {499: "client_closed_request", 500: "internal_error"}
+
+
 def _metric(gw: GatewayThread, endpoint: str, status: int) -> int:
+    from prometheus_client.parser import text_string_to_metric_families
     text = httpx.get(gw.base_url + "/metrics").text
-    for line in text.splitlines():
-        if line.startswith(f'mediagate_requests_total{{endpoint="{endpoint}",status="{status}"}}'):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+    return int(sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "mediagate_requests_total" and s.labels["endpoint"] == endpoint
+                   and s.labels["outcome"] == _OUTCOME_BY_STATUS[status]))
 
 
 @pytest.mark.parametrize(("path", "ctype", "endpoint"), [

@@ -1,0 +1,91 @@
+"""One log format for every line the gateway prints, uvicorn's included: JSON (the default, for collectors)
+or text (MEDIAGATE_LOG_FORMAT=text, for a terminal).
+
+The standard library's logging with a JSON formatter, not structlog: uvicorn, aiohttp and every library we
+use already log through it, so one formatter on the root handler (and uvicorn's `log_config`) covers them
+all with no second logging system to bridge and no new dependency. A line from inside a request carries its
+request id, model and provider from mediagate.reqctx, however deep in the engine it was logged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+FORMAT_ENV = "MEDIAGATE_LOG_FORMAT"
+FORMATS = ("json", "text")
+# the request fields a line may carry (null when not known); `key` and `team` stay null until keys exist
+FIELDS = ("request_id", "key", "team", "model", "provider", "endpoint", "status", "error_code", "latency_ms")
+
+
+def log_format() -> str:
+    value = os.environ.get(FORMAT_ENV, "json").strip().lower()
+    return value if value in FORMATS else "json"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    from mediagate import reqctx
+    ctx = reqctx.current()
+    out: dict[str, Any] = {k: getattr(record, k, None) for k in FIELDS}
+    if ctx is not None:
+        out["request_id"] = out["request_id"] or ctx.request_id
+        out["model"] = out["model"] or ctx.model
+        out["provider"] = out["provider"] or ctx.provider
+        out["endpoint"] = out["endpoint"] or ctx.endpoint
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "timestamp": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger message key=value...`: the known request fields only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items() if v is not None)
+        text = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}" + (f"  {extra}" if extra else "")
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def config(level: str = "INFO") -> dict[str, Any]:
+    """A logging.config dictConfig: the root and uvicorn's loggers to one stderr handler in the chosen format.
+    Passed to uvicorn as `log_config` too, so its workers (`serve --workers N`) set up the same."""
+    formatter = "mediagate.logs.JsonFormatter" if log_format() == "json" else "mediagate.logs.TextFormatter"
+    uvicorn = {"handlers": [], "level": level, "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"mediagate": {"()": formatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "mediagate", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {"uvicorn": uvicorn, "uvicorn.error": dict(uvicorn), "uvicorn.access": dict(uvicorn)},
+    }
+
+
+def setup(level: str = "INFO") -> None:
+    import logging.config
+    logging.config.dictConfig(config(level))
+
+
+def say(message: str, **fields: Any) -> None:
+    """An operator-facing start/stop line, in the log format (never a bare print that a collector cannot parse)."""
+    logging.getLogger("mediagate").info(message, extra=fields)
+    sys.stderr.flush()
