@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mediagate import context, suggest, upstream
 from mediagate.canonical import OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS, Canonical, adjustment
 from mediagate.errors import invalid_request
+from mediagate.normalize import LOSSY_FORMATS, upstream_output
 from mediagate.templates import TemplateError
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ def adapt(req: Canonical, route: "Route") -> tuple[Canonical, list[dict[str, Any
     """The request as `route` will carry it, and the adjustments that are this route's own."""
     op = route.operation(req.operation)
     own: list[dict[str, Any]] = []
+    if route.output is not None and req.output_format is not None and req.operation != "video":
+        req, note = _route_output(req, route)
+        own += note
     if req.mask is not None and not op.takes_mask:
         own.append(adjustment("mask", _image_label(req.mask), None,
                               f"ignored by {route.provider.name}: its {req.operation} request takes no mask"))
@@ -53,6 +57,23 @@ def adapt(req: Canonical, route: "Route") -> tuple[Canonical, list[dict[str, Any
         return req.adjusted(*own), own  # the real render reports the template's problem
     own += _extra_notes(req, route, op, base)
     return req.adjusted(*own), own
+
+
+def _route_output(req: Canonical, route: "Route") -> tuple[Canonical, list[dict[str, Any]]]:
+    """A route's own `output` (narrower than the model's): what this route asks its provider for, and a note
+    when the gateway converts or re-encodes for this route only."""
+    assert route.output is not None and req.output_format is not None
+    fmt = req.output_format
+    comp = req.output_compression if fmt in LOSSY_FORMATS else None
+    plan = upstream_output(route.output, fmt, comp)
+    req = req.with_(**plan)
+    if plan["upstream_format"] != fmt:
+        return req, [adjustment("output_format", fmt, fmt, f"converted by the gateway: {route.provider.name} makes "
+                                f"{', '.join(route.output['formats'])} on this route")]
+    if plan["reencode"]:
+        return req, [adjustment("output_compression", comp, comp, f"applied by the gateway: {route.provider.name} "
+                                "takes no compression on this route")]
+    return req, []
 
 
 def _watched(req: Canonical) -> dict[str, list[Any]]:

@@ -55,6 +55,7 @@ class Route:
     op_names: dict[str, str] = field(default_factory=dict)     # model operation -> provider operation
     bodies: dict[str, Renderer] = field(default_factory=dict)  # provider operation -> route-merged json template
     op_models: dict[str, str] = field(default_factory=dict)    # model operation -> upstream model, where it differs
+    output: dict[str, Any] | None = None                       # this route's own, narrower `output` (formats, compression)
 
     def model_for(self, model_operation: str) -> str:
         return self.op_models.get(model_operation, self.upstream_model)
@@ -532,6 +533,18 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
     output = spec.get("output")
     if output and "default_format" in output and output["default_format"] not in output["formats"]:
         out.append(("$.output.default_format", f"{output['default_format']!r} is not one of formats {output['formats']}"))
+    model_out = output or {"formats": ["png"], "compression": False}
+    for i, r in enumerate(spec.get("routes", [])):  # a route narrows the model's output, never widens it
+        ro = r.get("output")
+        if ro is None:
+            continue
+        wider = [f for f in ro["formats"] if f not in model_out["formats"]]
+        if wider:
+            out.append((f"$.routes[{i}].output.formats", f"{wider} not among the model's output formats {model_out['formats']}"))
+        if "default_format" in ro and ro["default_format"] not in ro["formats"]:
+            out.append((f"$.routes[{i}].output.default_format", f"{ro['default_format']!r} is not one of formats {ro['formats']}"))
+        if ro.get("compression") and not model_out.get("compression"):
+            out.append((f"$.routes[{i}].output.compression", "the model's output declares no native compression"))
     for name, p in spec.get("params", {}).items():
         if "enum" in p and "default" in p and p["default"] not in p["enum"]:
             out.append((f"$.params.{name}.default", f"{p['default']!r} is not one of enum {p['enum']}"))
@@ -578,7 +591,7 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
                     return None
         routes.append(Route(prov, r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
                             {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
-                            r.get("pricing", spec.get("pricing")), op_names, bodies, op_models))
+                            r.get("pricing", spec.get("pricing")), op_names, bodies, op_models, r.get("output")))
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
                   routes=routes, aliases=list(spec.get("aliases", [])))

@@ -6,8 +6,11 @@ the provider spec as JMESPath; this module only evaluates them.
 
 from __future__ import annotations
 
+import fnmatch
+import math
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from mediagate import errormap
 from mediagate.errors import UpstreamError
@@ -24,8 +27,53 @@ class RawOutput:
     url: str | None
     revised_prompt: str | None
     data: bytes | None = None          # the file itself, when the provider answered with it
+    upstream: dict[str, Any] | None = None  # the call's `outputs.metadata` values (shared by its outputs)
+
+
+METADATA_VALUE_MAX_CHARS = 256     # a surfaced reply field is an id or a seed, not a document
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def view(reply_view: bool, body: Any, headers: Mapping[str, str] | None = None, status: int = 200) -> Any:
+    """What an operation's paths read: the body, or (`view: reply`) {body, headers, status}."""
+    if not reply_view:
+        return body
+    return {"body": None if isinstance(body, bytes) else body, "headers": dict(headers or {}), "status": status}
+
+
+def file_body(op: Operation, provider_name: str, content_type: str, body: bytes) -> bytes:
+    """The reply of an `outputs.body: file` operation, when it is one of the declared types. Anything else is
+    malformed and not retryable: the provider answered with success, so it made (and billed) the work."""
+    assert op.file_types is not None
+    ctype = content_type.split(";")[0].strip().lower()
+    if not any(fnmatch.fnmatchcase(ctype, t) for t in op.file_types):
+        raise errormap.make("upstream_malformed", f"{provider_name} answered with {ctype or 'no content type'}, "
+                            f"not one of the declared {', '.join(op.file_types)}.", retryable=False)
+    return body
+
+
+def metadata(op: Operation, reply: Any, secrets: Iterable[str | None] = ()) -> dict[str, Any] | None:
+    """`outputs.metadata` over the reply view: scalars only, strings cleaned and capped; a value that holds
+    one of the provider's secrets is dropped (a reply echoing a key must not hand it to a client)."""
+    if not op.metadata:
+        return None
+    hidden = [s for s in secrets if s]
+    out: dict[str, Any] = {}
+    for name, path in op.metadata.items():
+        value = search(path, reply)
+        if isinstance(value, str):
+            value = _CONTROL.sub("", value)[:METADATA_VALUE_MAX_CHARS]
+            if any(s in value for s in hidden):
+                continue
+        elif isinstance(value, float) and not math.isfinite(value):
+            continue
+        elif not isinstance(value, (int, float, bool)):
+            continue   # objects, lists and null are not surfaced
+        out[name] = value
+    return out
 
 def _blocked(op: Operation, body: Any) -> UpstreamError | None:
+    """`body` is what the paths read (the reply view when the operation opted in)."""
     for rule in op.blocked:
         hit = search(rule.when, body)
         if truthy(hit):
@@ -39,14 +87,19 @@ def _blocked(op: Operation, body: Any) -> UpstreamError | None:
     return None
 
 
-def outputs(op: Operation, body: Any) -> list[RawOutput]:
+def outputs(op: Operation, body: Any, headers: Mapping[str, str] | None = None, status: int = 200) -> list[RawOutput]:
     """The reply's outputs; raises the normalized error for blocks, empty and unreadable replies."""
+    if isinstance(body, bytes) and op.reply_view:  # a file reply can still be blocked by what its headers say
+        blocked = _blocked(op, view(True, body, headers, status))
+        if blocked is not None:
+            raise blocked
     if isinstance(body, bytes):
         if not body:
             raise errormap.make("upstream_malformed", "The provider sent an empty file.")
         return [RawOutput(None, None, None, body)]
     if not isinstance(body, (dict, list)):
         raise errormap.make("upstream_malformed")
+    body = view(op.reply_view, body, headers, status)
     blocked = _blocked(op, body)
     if blocked is not None:
         raise blocked

@@ -28,15 +28,23 @@ def batches(n: int, native_max: int) -> list[int]:
     return [native_max] * full + ([rest] if rest else [])
 
 
-async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target,
-                 written: Written | None = None) -> Any:
-    """Send the operation's request; its JSON reply, or the provider's error normalized."""
+async def submit_reply(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target,
+                       written: Written | None = None) -> upstream.UpstreamReply:
+    """Send the operation's request; its successful reply (JSON, or the declared file), or the error normalized."""
     reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target), written)
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
-    if reply.json is None:
+    if op.file_types is not None and op.job is None:
+        extract.file_body(op, provider.name, reply.headers.get("content-type", ""), reply.body)
+    elif reply.json is None:
         raise errormap.make("upstream_malformed", f"{provider.name} answered {reply.status} with a body that is not JSON.")
-    return reply.json
+    return reply
+
+
+async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target,
+                 written: Written | None = None) -> Any:
+    """Send the operation's request; its JSON reply, or the provider's error normalized."""
+    return (await submit_reply(rt, provider, op, ctx, target, written)).json
 
 
 async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n: int,
@@ -44,13 +52,19 @@ async def call_once(rt: Runtime, req: Canonical, route: Route, target: Target, n
     provider = route.provider
     op = route.operation(req.operation)
     ctx = {**context.build(req, route, n), "idempotency_key": idempotency_key}
-    body = await submit(rt, provider, op, ctx, target, written)
+    reply = await submit_reply(rt, provider, op, ctx, target, written)
+    body: Any = reply.body if op.file_types is not None and op.job is None else reply.json
     if op.job is not None:
         try:
-            body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background)
+            body = await polling.follow(rt.transport, provider, op.job, target, ctx, body, rt.background,
+                                        submitted_headers=reply.headers)
         except UpstreamError as exc:  # the job was accepted: whatever a poll or result reply says, it was taken
             raise dataclasses.replace(exc, not_billed=False) from None
-    outputs = extract.outputs(op, body)
+    # an async operation's reply view carries the submit reply's headers and status (its body is the final one)
+    outputs = extract.outputs(op, body, reply.headers, reply.status)
+    found = extract.metadata(op, extract.view(True, body, reply.headers, reply.status), provider.secrets.values())
+    if found is not None:
+        outputs = [dataclasses.replace(o, upstream=found) for o in outputs]
     if len(outputs) < n:
         raise errormap.make("upstream_error", f"{provider.name} returned {len(outputs)} of {n} images.")
     return outputs[:n]

@@ -110,8 +110,6 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
         return req
     fmt: str | None = body.get("output_format")
     comp: int | None = body.get("output_compression")
-    native = spec["formats"]
-    native_comp = bool(spec.get("compression"))
     req = req.with_(response_format=body.get("response_format") or "url", output_format=fmt, output_compression=comp)
     if fmt is None:
         if comp is not None:
@@ -121,10 +119,19 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
     if comp is not None and fmt not in LOSSY_FORMATS:
         req = req.adjusted(adjustment("output_compression", comp, None, f"ignored: {fmt} is lossless"))
         comp = None
+    return req.with_(**upstream_output(spec, fmt, comp))
+
+
+def upstream_output(spec: dict[str, Any], fmt: str, comp: int | None) -> dict[str, Any]:
+    """What to ask a provider that makes `spec`'s formats for (`comp` only for a lossy `fmt`): the format
+    itself when it makes it, else its default (the gateway converts); compression it honours, else re-encode.
+    Shared by the model's `output` and a route's own `output` override (mediagate.carried)."""
+    native = spec["formats"]
     if fmt in native:
-        return req.with_(upstream_format=fmt, upstream_compression=comp if native_comp else None,
-                         reencode=comp is not None and not native_comp)
-    return req.with_(upstream_format=spec.get("default_format", native[0]), upstream_compression=None)
+        native_comp = bool(spec.get("compression"))
+        return {"upstream_format": fmt, "upstream_compression": comp if native_comp else None,
+                "reencode": comp is not None and not native_comp}
+    return {"upstream_format": spec.get("default_format", native[0]), "upstream_compression": None, "reencode": False}
 
 
 @operation("durations", default=None)

@@ -108,6 +108,15 @@ def _possible_cost(req: Canonical, route: Route, err: UpstreamError) -> dict[str
                                                   calls=len(taken)))
 
 
+def _upstream(outputs: list[Any]) -> dict[str, Any]:
+    """`metadata.upstream`: one object per upstream call that surfaced reply fields (outputs.metadata)."""
+    calls: list[dict[str, Any]] = []
+    for out in outputs:
+        if out.upstream is not None and not any(out.upstream is c for c in calls):
+            calls.append(out.upstream)
+    return {"upstream": calls} if calls else {}
+
+
 def _failed(err: GatewayError, charges: pricing.Charges) -> GatewayError:
     err.headers.update(charges.headers())
     return err
@@ -179,6 +188,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                     # every attempt that may have been billed, this one included; None: not priced
                     "cost": round(total[0] / pricing.MICROS, 6) if total else None,
                     "cost_currency": total[1] if total else None,
+                    **_upstream(outputs),
                 },
             }
             headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}

@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-from mediagate import errormap, reqctx, upstream
+from mediagate import errormap, extract, reqctx, upstream
 from mediagate.errors import UpstreamError
 from mediagate.paths import search, truthy
 from mediagate.provider import JobSpec, Provider, UrlStep
@@ -22,6 +22,7 @@ MAX_TRANSIENT_POLL_FAILURES = 5   # a job is not abandoned for one flaky status 
 
 
 def _check_failed(job: JobSpec, body: Any) -> None:
+    """`body` is what the paths read: the reply body, or the reply view when the operation opted in."""
     for rule in job.failed_when:
         if truthy(search(rule.when, body)):
             message = errormap.sanitize(search(rule.message, body)) if rule.message is not None else None
@@ -56,11 +57,15 @@ Progress = Callable[[float | None], Awaitable[None]]
 
 async def follow(transport: Transport, provider: Provider, job: JobSpec, target: Target, ctx: dict[str, Any],
                  submitted: Any, background: set[asyncio.Task[Any]], on_progress: Progress | None = None,
-                 cancel_upstream: Callable[[], bool] = lambda: True) -> Any:
+                 cancel_upstream: Callable[[], bool] = lambda: True,
+                 submitted_headers: dict[str, str] | None = None) -> Any:
     """The final reply body holding the outputs (bytes for a binary result). On a deadline, or when this is
     cancelled and `cancel_upstream()` says so (a caller left, a job was deleted — not a shutdown, after
-    which the job is resumed), the upstream job is cancelled too. `on_progress` hears each poll's progress."""
-    state = submitted
+    which the job is resumed), the upstream job is cancelled too. `on_progress` hears each poll's progress.
+    Under `view: reply` the conditions read {body, headers, status}; a resumed job's submit reply has no
+    recorded headers, so they read as {}."""
+    state = extract.view(job.reply_view, submitted, submitted_headers, 200)
+    submitted = state if job.reply_view else submitted   # job URLs are paths of the operation too
     deadline = time.monotonic() + job.deadline_s
     interval = job.interval_s
     transient = 0
@@ -87,12 +92,12 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
                     raise
                 continue
             transient = 0
-            state = reply.json
+            state = extract.view(job.reply_view, reply.json, reply.headers, reply.status)
             if on_progress is not None and job.progress is not None:
                 value = search(job.progress, state)
                 await on_progress(float(value) if isinstance(value, (int, float)) else None)
         if job.result is None:
-            return state
+            return state["body"] if job.reply_view else state
         reply = await _call(transport, provider, target, job.result, job, submitted, ctx)
         if not 200 <= reply.status < 300:
             raise upstream.reply_error(provider, reply)

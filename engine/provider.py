@@ -7,13 +7,14 @@ and exist only inside the rendered request headers.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from jmespath.parser import ParsedResult
 
 from mediagate.paths import compile_path
-from mediagate.templates import Renderer, compile_value
+from mediagate.templates import Renderer, TemplateError, compile_value
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_CONNECTIONS = 100
@@ -73,6 +74,7 @@ class JobSpec:
     cancel: UrlStep | None
     trusted_hosts: frozenset[str]
     progress: ParsedResult | None = None
+    reply_view: bool = False               # conditions read {body, headers, status} (operation `view: reply`)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class Operation:
     multipart: bool = False                # `json` renders the fields of a multipart/form-data body
     takes_mask: bool = False               # the request sends the edit mask (declared with `mask: true`)
     idempotency_header: str | None = None  # the provider deduplicates requests carrying the same key here
+    file_types: tuple[str, ...] | None = None  # `outputs.body: file`: the reply body is the file, of these types
+    reply_view: bool = False               # paths read {body, headers, status} instead of the body (`view: reply`)
+    metadata: dict[str, ParsedResult] = field(default_factory=dict)  # reply fields surfaced as metadata.upstream
 
 
 @dataclass
@@ -178,7 +183,10 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
     secrets = {name: env.get(ref["env"]) or None for name, ref in spec.get("secrets", {}).items()}
     missing = _missing(spec, secrets)
     auth = spec.get("auth", {})
-    operations = {name: _compile_operation(op, f"$.operations.{name}") for name, op in spec["operations"].items()}
+    def hosts(value: Any, path: str) -> tuple[str, ...]:
+        return host_list(value, path, config, env)
+
+    operations = {name: _compile_operation(op, f"$.operations.{name}", hosts) for name, op in spec["operations"].items()}
     errors = tuple(_compile_rule(rule, f"$.errors[{i}]") for i, rule in enumerate(spec.get("errors", [])))
     sandbox = spec.get("sandbox")
     return Provider(
@@ -190,17 +198,64 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
         sandbox_unless_env=list(sandbox.get("unless_env", [])) if sandbox else [],
         timeout_s=float(spec.get("timeout_s", DEFAULT_TIMEOUT_S)),
         max_connections=int(spec.get("max_connections", DEFAULT_MAX_CONNECTIONS)),
-        operations=operations, errors=errors, config=config, output_hosts=tuple(spec.get("output_hosts", [])),
+        operations=operations, errors=errors, config=config, output_hosts=hosts(spec.get("output_hosts", []), "$.output_hosts"),
         token={k: compile_value(v, f"$.token.{k}") for k, v in spec["token"].items() if k != "claims"}
         | {"claims": compile_value(spec["token"]["claims"], "$.token.claims")} if "token" in spec else None,
         spec=spec,
     )
 
 
-def _compile_operation(op: dict[str, Any], path: str) -> Operation:
+def _split(text: str) -> list[str]:
+    return [h.strip() for h in text.split(",") if h.strip()]
+
+
+def host_list(value: Any, path: str, config: Mapping[str, str], env: Mapping[str, str]) -> tuple[str, ...]:
+    """A host-pattern list as declared: literal, `{env: NAME, default: [...]}` (comma-separated) or
+    `{config: name}`; templated entries render against config. A value that is not a host pattern once
+    rendered (a URL, a path, an undefined name) is refused here, at load, never used literally."""
+    if isinstance(value, dict) and "env" in value:
+        raw = env.get(value["env"], "")
+        items = _split(raw) if raw.strip() else list(value.get("default", []))
+    elif isinstance(value, dict):
+        if value["config"] not in config:
+            raise ProviderSpecError(f"{path}.config", f"no config {value['config']!r} is declared under config")
+        items = _split(config[value["config"]])
+    else:
+        items = list(value)
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if "{{" in item or "{%" in item:
+            try:
+                item = str(compile_value(item, f"{path}[{i}]")({"config": config}))
+            except TemplateError as exc:
+                raise ProviderSpecError(f"{path}[{i}]", f"host template does not render against config: {exc}") from None
+        for host in _split(item):
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ProviderSpecError(f"{path}[{i}]", f"{host!r} is not a host pattern (a host name, `*` wildcards "
+                                        "allowed; no scheme, port or path)")
+            out.append(host.lower())
+    return tuple(out)
+
+
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9*?.\-]+")   # matched against a URL's host name (no port)
+
+
+def _compile_operation(op: dict[str, Any], path: str, hosts: Any) -> Operation:
     req = op["request"]
     outputs = op.get("outputs", {"items": "`[]`", "item": {"url": "@"}})
+    if outputs.get("body") == "file":  # the reply is the file itself: nothing to find inside it
+        outputs = {"items": "`[]`", "item": {"url": "@"}, **{k: v for k, v in outputs.items() if k == "metadata"}}
+        file_types: tuple[str, ...] | None = tuple(t.lower() for t in op["outputs"]["content_types"])
+    else:
+        file_types = None
     passthrough = req.get("passthrough")
+    reply_view = op.get("view", "body") == "reply"
+    if file_types is not None and "async" in op:
+        raise ProviderSpecError(f"{path}.outputs.body", "a job's file comes from its result step: declare "
+                                "async.result.binary: true instead of outputs.body: file")
+    if file_types is not None and op.get("blocked_when") and not reply_view:
+        raise ProviderSpecError(f"{path}.blocked_when", "the reply body is a file, so a condition can only read its "
+                                "headers or status: add view: reply and write paths such as headers.\"x-flag\"")
     return Operation(
         method=req["method"],
         path=compile_value(req["path"], f"{path}.request.path"),
@@ -217,9 +272,11 @@ def _compile_operation(op: dict[str, Any], path: str) -> Operation:
                                 compile_value(b["message"], f"{path}.blocked_when[{i}].message") if "message" in b else None)
                       for i, b in enumerate(op.get("blocked_when", []))),
         on_empty=op.get("on_empty"),
-        job=_compile_job(op["async"], f"{path}.async") if "async" in op else None,
+        job=(_compile_job(op["async"], f"{path}.async", reply_view, hosts) if "async" in op else None),
         takes_mask=bool(op.get("mask", False)),
         idempotency_header=op["idempotency"]["header"] if "idempotency" in op else None,
+        file_types=file_types, reply_view=reply_view,
+        metadata={k: compile_path(v, f"{path}.outputs.metadata.{k}") for k, v in outputs.get("metadata", {}).items()},
     )
 
 
@@ -234,7 +291,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
     )
 
 
-def _compile_job(job: dict[str, Any], path: str) -> JobSpec:
+def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any) -> JobSpec:
     return JobSpec(
         submit_headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in job.get("headers", {}).items()},
         poll=_compile_step(job["poll"], f"{path}.poll"),
@@ -248,8 +305,9 @@ def _compile_job(job: dict[str, Any], path: str) -> JobSpec:
                           for i, r in enumerate(job.get("failed_when", []))),
         result=_compile_step(job["result"], f"{path}.result") if "result" in job else None,
         cancel=_compile_step(job["cancel"], f"{path}.cancel") if "cancel" in job else None,
-        trusted_hosts=frozenset(job.get("trusted_hosts", [])),
+        trusted_hosts=frozenset(hosts(job.get("trusted_hosts", []), f"{path}.trusted_hosts")),
         progress=compile_path(job["progress"], f"{path}.progress") if "progress" in job else None,
+        reply_view=reply_view,
     )
 
 

@@ -6,7 +6,7 @@ Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (fil
 ``/gemini/v1/...``), fal under ``/fal/queue/...`` and ``/fal/run/...`` (files under
 ``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
 Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
-``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, control under
+``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, control under
 ``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, veo, vertex
+from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 128 * 1024 * 1024  # edits and inline images are large; aiohttp's default is 1 MiB
@@ -34,6 +34,7 @@ _PROTOCOL_PREFIXES = (
     ("/replicate/v1/", "replicate"),
     ("/vertex/", "vertex"),
     ("/a1111/", "a1111"),
+    ("/stability/", "stability"),
     ("/openrouter/", "openrouter"),
 )
 
@@ -113,5 +114,6 @@ def build_app(
     replicate_predictions.add_routes(app)
     vertex.add_routes(app)
     a1111.add_routes(app)
+    stability.add_routes(app)
     control.add_routes(app)
     return app

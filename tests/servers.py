@@ -149,6 +149,11 @@ class Scripted:
             return resp
         if "raw" in reply:
             return web.Response(status=reply.get("status", 200), text=reply["raw"], headers=headers)
+        if "file" in reply:  # the body is the image itself: "fmt,WxH"
+            fmt, _, wh = reply["file"].partition(",")
+            w, h = (int(x) for x in wh.split("x"))
+            return web.Response(status=reply.get("status", 200), body=image_bytes(fmt, w, h),
+                                headers={"Content-Type": f"image/{fmt}", **headers})
         return web.json_response(self.materialize(reply.get("json")), status=reply.get("status", 200), headers=headers)
 
 
