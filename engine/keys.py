@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from mediagate.jobstore import BUSY_TIMEOUT_MS
+from mediagate.jobstore import BUSY_TIMEOUT_MS, StoreUnavailable
 
 KEY_CACHE_S = 1.0              # a verified (or revoked) key is trusted from memory at most this long
 SECRET_PREFIX = "mg-"
@@ -205,7 +205,13 @@ class KeyRing:
     async def any_keys(self) -> bool:
         now = time.monotonic()
         if self._any is None or now - self._any.at > KEY_CACHE_S:
-            self._any = _Cached({"any": await self.store.any_keys()}, now)
+            try:
+                self._any = _Cached({"any": await self.store.any_keys()}, now)
+            except StoreUnavailable:
+                # the last answer stands while the store is down (no keys: image and chat keep working);
+                # never known, or keys exist: the request needs the store (503)
+                if self._any is None or self._any.doc is None or self._any.doc["any"]:
+                    raise
         return bool(self._any.doc and self._any.doc["any"])
 
     async def verify(self, secret: str) -> dict[str, Any] | None:
