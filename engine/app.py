@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -24,8 +23,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import (chat, errors, forms, imaging, jobstore, metrics, origin, pipeline, reload, reqctx, textcheck, videos,
-                       webhooks)
+from mediagate import (admin, auth, chat, errors, forms, imaging, jobstore, metrics, origin, pipeline, reload, reqctx,
+                       textcheck, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -98,15 +97,6 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _check_key(request: Request, settings: Settings) -> None:
-    if not settings.api_keys:
-        return
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("api-key", "")
-    if not any(hmac.compare_digest(key.encode(), k.encode()) for k in settings.api_keys):
-        raise errors.invalid_api_key()
-
-
 def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a handler: request id, gateway key, error shaping, metrics and one log line — for a streamed
     body (chat SSE, a file) both once its last byte is sent."""
@@ -120,11 +110,14 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
                 if authenticated:
                     origin.check_host(request, rt.settings)
                     origin.check_origin(request, rt.settings)
-                    _check_key(request, rt.settings)
+                    await auth.authenticate(request, rt, name)
                 response = await handler(request, rt)
+                response.headers.update(auth.caller_of(request).rate_headers)
             except GatewayError as err:
                 ctx.error_code = err.code
                 response = _error(err, request_id)
+                with contextlib.suppress(GatewayError):  # the store is down: the spend stays reserved
+                    await auth.settle_error(request, rt, err)
             except (ClientGone, ClientDisconnect):  # the caller left (mid-body or mid-work): nothing to answer
                 ctx.error_code = "client_closed_request"
                 response = Response(status_code=CLIENT_CLOSED_REQUEST)
@@ -173,7 +166,9 @@ async def images_generations(request: Request, rt: Runtime) -> Response:
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox))
+    await auth.admit(request, rt, body, "generate", sandbox=sandbox)
     result = await _unless_disconnected(request, pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox))
+    await auth.settle(request, rt, result.body["metadata"]["cost"])
     return _json(result.body, 200, result.headers)
 
 
@@ -190,7 +185,9 @@ async def chat_completions(request: Request, rt: Runtime) -> Response:
     body = await _read_json(request, rt.settings.max_body_bytes)
     if _dry_run(request):
         return _json(chat.estimate(rt, body, _sandbox_asked(request)))
+    await auth.admit(request, rt, body, "chat", sandbox=_sandbox_asked(request))
     status, headers, reply = await chat.complete(rt, body, _sandbox_asked(request))
+    await auth.settle(request, rt, headers.get("X-Mediagate-Cost"))  # a stream: the estimate stands
     if isinstance(reply, (dict, list)):
         return _json(reply, status, headers)
     return StreamingResponse(reply, status, {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -207,7 +204,12 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
         body, reference = forms.video_reference_json(await _read_json(request, rt.settings.max_body_bytes, multipart_ok=True))
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, _sandbox_asked(request), "video"))
-    status, video = await videos.create(rt, body, reference, _sandbox_asked(request))
+    await auth.admit(request, rt, body, "video", sandbox=_sandbox_asked(request))
+    status, video = await videos.create(rt, body, reference, _sandbox_asked(request), auth.job_fields(request))
+    if status == 202:
+        auth.job_kept(request)
+    else:  # an existing job answered (idempotency key): nothing new to pay for
+        await auth.release(request, rt)
     return _json(video, status)
 
 
@@ -264,8 +266,10 @@ async def images_edits(request: Request, rt: Runtime) -> Response:
     sandbox = _sandbox_asked(request)
     if _dry_run(request):
         return _json(await pipeline.estimate(rt, body, sandbox, "edit", images, mask))
+    await auth.admit(request, rt, body, "edit", images, mask, sandbox)
     work = pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox, "edit", images, mask)
     result = await _unless_disconnected(request, work)
+    await auth.settle(request, rt, result.body["metadata"]["cost"])
     return _json(result.body, 200, result.headers)
 
 
@@ -362,7 +366,7 @@ async def readyz(request: Request, rt: Runtime) -> Response:
                   "worker_pid": os.getpid()})  # which `serve --workers` process answered
 
 
-@endpoint("metrics", authenticated=False)
+@endpoint("metrics")
 async def metrics_page(request: Request, rt: Runtime) -> Response:
     try:
         async with asyncio.timeout(READY_STORE_TIMEOUT_S):
@@ -372,7 +376,7 @@ async def metrics_page(request: Request, rt: Runtime) -> Response:
     return Response(metrics.render(counts, time.time()), media_type=metrics.CONTENT_TYPE)
 
 
-@endpoint("openapi", authenticated=False)
+@endpoint("openapi")
 async def openapi(request: Request, rt: Runtime) -> Response:
     from mediagate.openapi import document
     return _json(document(rt.catalog))
@@ -423,6 +427,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
                 log.warning("%s", sandbox_notice(settings, catalog, runtime.sandbox_url))
         stores = open_stores(settings)
         runtime.stores, runtime.jobs, runtime.counters, runtime.health = stores, stores.jobs, stores.counters, stores.health
+        runtime.job_finished = auth.job_finished
         runtime.runner = JobRunner(runtime)
         runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
         webhooks.check_secret(runtime.webhook_secret)
@@ -469,6 +474,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", get_model, methods=["GET"]),
         ]
+    routes += admin.routes(endpoint)
     routes += [
         Route(MEDIA_ROUTE + "/{name}", media, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", action="store_true", help="add a placeholder mask the size of the first image")
     p.add_argument("--specs", nargs="*")
     p.set_defaults(fn=cmd_explain)
+    from mediagate import keys_cli
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.fn(args) or 0)
 

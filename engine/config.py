@@ -48,6 +48,8 @@ class Settings:
     job_lease_s: float = DEFAULT_JOB_LEASE_S
     cors_origins: tuple[str, ...] = ()         # web origins allowed to call from a browser; "*" any; empty: CORS off
     allowed_hosts: tuple[str, ...] = ()        # Host names served (and put in media URLs); empty: the bound address
+    admin_key: str | None = None               # authorises /admin/keys; unset: the admin API is off
+    key_hash_secret: str | None = None         # pepper of the stored key hashes; default: made once and kept
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -81,6 +83,8 @@ class Settings:
             raise ValueError(f"MEDIAGATE_JOB_LEASE_SECONDS must be between 1 and {MAX_JOB_LEASE_S:g}")
         s.cors_origins = _items(env.get("MEDIAGATE_CORS_ORIGINS", ""), lambda o: o.rstrip("/"))
         s.allowed_hosts = _items(env.get("MEDIAGATE_ALLOWED_HOSTS", ""), str.lower)
+        s.admin_key = env.get("MEDIAGATE_ADMIN_KEY") or None
+        s.key_hash_secret = env.get("MEDIAGATE_KEY_HASH_SECRET") or None
         return s
 
 

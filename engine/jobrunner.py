@@ -298,13 +298,23 @@ class JobRunner:
                                         cost=round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,
                                         cost_currency=cost["currency"] if cost else None)
         if job is not None:
+            await self._ended(job)
             await webhooks.enqueue(self.rt.jobs, job, "video.completed")
 
     async def _finish_failed(self, job_id: str, code: str, message: str) -> None:
         job = await self.rt.jobs.update(job_id, self.owner, status="failed", completed_at=int(time.time()),
                                         error={"code": code, "message": message})
         if job is not None:
+            await self._ended(job)
             await webhooks.enqueue(self.rt.jobs, job, "video.failed")
+
+    async def _ended(self, job: dict[str, Any]) -> None:
+        """The job's cost is charged to its key (budget) and its concurrency slot freed."""
+        if self.rt.job_finished is not None:
+            try:
+                await self.rt.job_finished(self.rt, job)
+            except Exception:  # billing must never keep a finished job from being announced
+                log.warning("video job %s: could not charge its key (state store unavailable?)", job["id"], exc_info=True)
 
 
 def _own(adjustments: list[dict[str, Any]]) -> dict[str, Any]:

@@ -319,3 +319,77 @@ class SharedHealth(Health):
                     log.warning("provider health: Redis unreachable; using this instance's own health until it returns")
                     self._down_logged = True
             await asyncio.sleep(HEALTH_SYNC_INTERVAL_S)
+
+
+_KEY_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') == false then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+return 1
+"""
+_KEY_REPLACE = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local old = cjson.decode(raw)['hash']
+if old ~= ARGV[2] then redis.call('DEL', ARGV[3] .. old) end
+redis.call('SET', ARGV[3] .. ARGV[2], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class RedisKeyStore:
+    """The KeyStore Protocol (mediagate.keys) over Redis: `key:{id}` the document, `keyname:{name}` and
+    `keyhash:{hash}` its id, `keys` a sorted set by creation. Create and rotate are Lua scripts (atomic)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.r = client
+        self._create = client.register_script(_KEY_CREATE)
+        self._replace = client.register_script(_KEY_REPLACE)
+
+    @_available
+    async def create(self, doc: dict[str, Any]) -> None:
+        from mediagate.keys import KeyExists
+        made = await self._create(keys=[f"{P}keyname:{doc['name']}", f"{P}keyhash:{doc['hash']}", f"{P}key:{doc['id']}", f"{P}keys"],
+                                  args=[doc["id"], json.dumps(doc), time.time_ns() // 1000])
+        if not made:
+            raise KeyExists(doc["name"])
+
+    @_available
+    async def get(self, ref: str) -> dict[str, Any] | None:
+        raw = await self.r.get(f"{P}key:{ref}")
+        if raw is None:
+            key_id = await self.r.get(f"{P}keyname:{ref}")
+            raw = await self.r.get(f"{P}key:{key_id}") if key_id else None
+        return json.loads(raw) if raw else None
+
+    @_available
+    async def by_hash(self, digest: str) -> dict[str, Any] | None:
+        key_id = await self.r.get(f"{P}keyhash:{digest}")
+        raw = await self.r.get(f"{P}key:{key_id}") if key_id else None
+        return json.loads(raw) if raw else None
+
+    @_available
+    async def all(self) -> list[dict[str, Any]]:
+        ids = await self.r.zrange(f"{P}keys", 0, -1)
+        raws = await self.r.mget([f"{P}key:{i}" for i in ids]) if ids else []
+        return [json.loads(r) for r in raws if r]
+
+    @_available
+    async def replace(self, doc: dict[str, Any]) -> None:
+        await self._replace(keys=[f"{P}key:{doc['id']}"], args=[json.dumps(doc), doc["hash"], f"{P}keyhash:", doc["id"]])
+
+    @_available
+    async def any_keys(self) -> bool:
+        return bool(await self.r.zcard(f"{P}keys"))
+
+    @_available
+    async def pepper(self) -> str:
+        """The key-hash pepper shared by every instance when MEDIAGATE_KEY_HASH_SECRET is not set: made once."""
+        import secrets as _secrets
+        await self.r.set(f"{P}keys:pepper", _secrets.token_hex(32), nx=True)
+        return str(await self.r.get(f"{P}keys:pepper"))
+
+    async def close(self) -> None:
+        pass  # the client is the job store's and is closed with it

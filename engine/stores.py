@@ -5,12 +5,14 @@ knows which backend runs (DESIGN.md §5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from mediagate.config import Settings
 from mediagate.counters import Counters, SqliteCounters
 from mediagate.health import Health
 from mediagate.jobstore import JobStore, SqliteJobStore
+from mediagate.keyfile import stored_secret
+from mediagate.keys import KeyRing, SqliteKeyStore
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Stores:
     jobs: JobStore
     counters: Counters
     health: Health
+    keys: KeyRing
     closers: tuple[Any, ...] = ()
 
     async def close(self) -> None:
@@ -31,7 +34,20 @@ def open_stores(settings: Settings) -> Stores:
         from mediagate import redisstate
         client = redisstate.connect(settings.redis_url)
         jobs = redisstate.RedisJobStore(client)
-        return Stores("redis", jobs, redisstate.RedisCounters(client), redisstate.SharedHealth(client), (jobs,))
+        key_store = redisstate.RedisKeyStore(client)
+        keys = KeyRing(key_store, _pepper(settings, key_store.pepper))
+        return Stores("redis", jobs, redisstate.RedisCounters(client), redisstate.SharedHealth(client), keys, (jobs,))
     jobs_db = SqliteJobStore(settings.state_dir / "jobs.sqlite3")
     counters = SqliteCounters(settings.state_dir / "counters.sqlite3")
-    return Stores("sqlite", jobs_db, counters, Health(), (jobs_db, counters))
+    key_db = SqliteKeyStore(settings.state_dir / "keys.sqlite3")
+
+    async def kept() -> str:
+        return stored_secret(settings.state_dir / "key_hash_secret")
+    return Stores("sqlite", jobs_db, counters, Health(), KeyRing(key_db, _pepper(settings, kept)), (jobs_db, counters, key_db))
+
+
+def _pepper(settings: Settings, otherwise: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:
+    """MEDIAGATE_KEY_HASH_SECRET when set (kept out of the store), else the store's own (made once)."""
+    async def from_env() -> str:
+        return settings.key_hash_secret or ""
+    return from_env if settings.key_hash_secret else otherwise

@@ -54,7 +54,9 @@ def _num(x: float | None) -> str | None:
     return None if x is None else str(int(x)) if float(x).is_integer() else str(x)
 
 
-async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bool) -> tuple[int, dict[str, Any]]:
+async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bool,
+                 owner: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """`owner`: the key's fields the job carries (key id, team, its budget reservation and job slot)."""
     if isinstance(body, dict) and isinstance(body.get("idempotency_key"), str):
         existing = await rt.jobs.by_idempotency_key(body["idempotency_key"])
         if existing is not None:
@@ -75,7 +77,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
            "n": req.n, "forced": forced, "sandbox": force_sandbox, "request": dict(req.body),
            "input_reference": [base64.b64encode(i.data).decode() for i in images],
            "idempotency_key": body.get("idempotency_key"), "webhook_url": body.get("webhook_url"),
-           "adjustments": list(req.adjustments), "upstream": {}}
+           "adjustments": list(req.adjustments), "upstream": {}, **(owner or {})}
     stored = await rt.jobs.create(job)
     if stored["id"] != job["id"]:  # the same idempotency key won a race
         return 200, public(stored)
@@ -109,5 +111,6 @@ async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:
     job = await get(rt, job_id)  # read again: the runner may have written outputs meanwhile
     for f in job.get("outputs", []):
         await rt.videos_media.remove(f["name"])
-    await rt.jobs.delete(job_id)
+    if await rt.jobs.delete(job_id) and job["status"] not in ("completed", "failed") and rt.job_finished:
+        await rt.job_finished(rt, job)   # deleted before it finished: its reservation and slot end here
     return {"id": job_id, "object": "video.deleted", "deleted": True}
