@@ -70,7 +70,8 @@ def test_url_minted_by_one_gateway_is_served_by_another_then_refused_everywhere_
         for url in (first, on(c, first)):
             late = httpx.get(url)
             assert late.status_code == 410 and late.json()["error"]["code"] == "media_expired"
-        assert asyncio.run(c.runtime.media.sweep()) >= 1       # `second` was never asked for: the sweep deletes it
+        # `second` was never asked for: a sweep deletes it (this one, or an instance's own sweeper if it came first)
+        asyncio.run(c.runtime.media.sweep())
         assert [k for k in moto.keys(bucket) if k.startswith("gw/media/")] == []
         assert httpx.get(on(c, second)).status_code == 410
 
