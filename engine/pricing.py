@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from mediagate.numbers import plain
+
 MICROS = 1_000_000
 PIXELS_PER_MEGAPIXEL = 1024 * 1024   # how image APIs bill a "megapixel" (1024x1024 is 1 MP, not 1.05)
 UNPRICED = {"total_cost_micros": None, "currency": None, "components": []}   # no price known: not "free"
@@ -75,16 +77,12 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
             continue
         cost = billable * comp["unit_price"] / comp.get("per", 1)
         total += cost
-        components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": _num(quantity),
-                           "billable_quantity": _num(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
+        components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": plain(quantity),
+                           "billable_quantity": plain(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
     if not components:
         return None
     return {"total_cost_micros": int(round(total * MICROS)), "currency": pricing.get("currency", "USD"),
             "components": components}
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x
 
 
 def facts(shape: Mapping[str, Any], params: Mapping[str, Any], thinking: str | None, output_format: str | None) -> dict[str, Any]:
