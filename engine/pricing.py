@@ -3,7 +3,7 @@
 A component is (metric, unit_price, conditions). Quantities come from the canonical request when
 estimating and from the delivered outputs (measured sizes, actual count) when charging, so an emulated
 `n` counts every image and a clamped size is priced at the size really made. `Charges` sums what every
-attempt of one request may have cost, failed ones included (DESIGN.md §5a).
+attempt of one request may have cost, failed ones included (docs/RELIABILITY.md, "No double billing").
 """
 
 from __future__ import annotations
