@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mediagate.canonical import Canonical
+from mediagate.numbers import plain
 
 if TYPE_CHECKING:
     from mediagate.catalog import Route
@@ -48,9 +49,5 @@ def build(req: Canonical, route: "Route", n: int) -> dict[str, Any]:
         "model": {"id": req.model_id},
         "images": images,
         "mask": req.mask.as_context() if req.mask is not None else None,
-        "seconds": _num(req.seconds) if req.seconds is not None else None,
+        "seconds": plain(req.seconds) if req.seconds is not None else None,
     }
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x

@@ -1,7 +1,7 @@
 """Provider health: after repeated failures a provider cools down and is tried last, not skipped.
 
 In process for the embedded default; a shared store can implement the same three methods when several
-instances run (DESIGN.md §5).
+instances run (docs/SCALING.md, "What state lives where").
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 from mediagate import shape as shapes
 from mediagate.canonical import OPENAI_IMAGE_FIELDS, UNIVERSAL_FIELDS, Canonical, adjustment
 from mediagate.errors import invalid_request
+from mediagate.numbers import plain
 from mediagate.operations import operation
 
 LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
@@ -157,7 +158,7 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
         raise invalid_request(f"Invalid value for 'seconds': {raw!r}.", "seconds")
     chosen = float(min(allowed, key=lambda a: (abs(a - wanted), -a)))
     if chosen != wanted:
-        req = req.adjusted(adjustment("seconds", raw, _num(chosen), f"nearest supported duration ({', '.join(str(_num(a)) for a in allowed)} s)"))
+        req = req.adjusted(adjustment("seconds", raw, plain(chosen), f"nearest supported duration ({', '.join(str(plain(a)) for a in allowed)} s)"))
     return req.with_(seconds=chosen)
 
 
@@ -166,10 +167,6 @@ def _seconds(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return value
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x
 
 
 @operation("params", default={})

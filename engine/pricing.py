@@ -3,7 +3,7 @@
 A component is (metric, unit_price, conditions). Quantities come from the canonical request when
 estimating and from the delivered outputs (measured sizes, actual count) when charging, so an emulated
 `n` counts every image and a clamped size is priced at the size really made. `Charges` sums what every
-attempt of one request may have cost, failed ones included (DESIGN.md §5a).
+attempt of one request may have cost, failed ones included (docs/RELIABILITY.md, "No double billing").
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from mediagate.numbers import plain
 
 MICROS = 1_000_000
 PIXELS_PER_MEGAPIXEL = 1024 * 1024   # how image APIs bill a "megapixel" (1024x1024 is 1 MP, not 1.05)
@@ -75,16 +77,12 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
             continue
         cost = billable * comp["unit_price"] / comp.get("per", 1)
         total += cost
-        components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": _num(quantity),
-                           "billable_quantity": _num(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
+        components.append({"type": comp.get("type", "output"), "metric": comp["metric"], "quantity": plain(quantity),
+                           "billable_quantity": plain(billable), "unit_price": comp["unit_price"], "total_cost": round(cost, 6)})
     if not components:
         return None
     return {"total_cost_micros": int(round(total * MICROS)), "currency": pricing.get("currency", "USD"),
             "components": components}
-
-
-def _num(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else x
 
 
 def facts(shape: Mapping[str, Any], params: Mapping[str, Any], thinking: str | None, output_format: str | None) -> dict[str, Any]:

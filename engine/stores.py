@@ -1,6 +1,6 @@
 """The state stores, chosen once at start-up from the settings: embedded (SQLite files in the state
 directory, in-process health) or shared (Redis at MEDIAGATE_REDIS_URL). Nothing outside the store modules
-knows which backend runs (DESIGN.md §5)."""
+knows which backend runs (docs/SCALING.md, "What state lives where")."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from typing import Any
 from mediagate import inputs, safefetch
 from mediagate.errors import invalid_request, not_found
 from mediagate.inputs import InputImage
+from mediagate.numbers import plain_text
 from mediagate.pipeline import prepare
 from mediagate.runtime import Runtime
 
@@ -50,10 +51,6 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
                          "outputs": len(job.get("outputs", []))}}
 
 
-def _num(x: float | None) -> str | None:
-    return None if x is None else str(int(x)) if float(x).is_integer() else str(x)
-
-
 async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bool,
                  owner: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """`owner`: the key's fields the job carries (key id, team, its budget reservation and job slot)."""
@@ -73,7 +70,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
         await safefetch.check_resolved(body["webhook_url"], rt.fetch_policy, "webhook_url")
     now = int(time.time())
     job = {"id": "video_" + secrets.token_hex(16), "object": "video", "model": model.id, "status": "queued", "progress": 0,
-           "created_at": now, "prompt": req.prompt, "seconds": _num(req.seconds), "size": req.shape.size,
+           "created_at": now, "prompt": req.prompt, "seconds": plain_text(req.seconds), "size": req.shape.size,
            "n": req.n, "forced": forced, "sandbox": force_sandbox, "request": dict(req.body),
            "input_reference": [base64.b64encode(i.data).decode() for i in images],
            "idempotency_key": body.get("idempotency_key"), "webhook_url": body.get("webhook_url"),
