@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, pipeline, reload, videos, webhooks
+from mediagate import chat, errors, forms, imaging, jobstore, jsonbody, pipeline, reload, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -60,7 +60,12 @@ class _Metrics:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+    """One bytes body when small; a body holding big strings (base64 images) is streamed as it is
+    encoded, a slice at a time, so no whole copy of it exists and the loop runs between slices."""
+    pieces = jsonbody.parts(body)
+    if len(pieces) == 1:
+        return Response(pieces[0], status, headers, media_type="application/json")
+    return StreamingResponse(jsonbody.stream(pieces), status, headers, media_type="application/json")
 
 
 def _error(err: GatewayError, request_id: str) -> Response:
@@ -82,15 +87,13 @@ async def _read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
     try:
-        return json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
+        return await jsonbody.loads_async(raw)
     except RecursionError:
         raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    except (ValueError, UnicodeDecodeError) as exc:
+        if "depth limit" in str(exc):
+            raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+        raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
 
 
 def _base_url(request: Request, settings: Settings) -> str:

@@ -28,7 +28,7 @@ def batches(n: int, native_max: int) -> list[int]:
 
 async def submit(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> Any:
     """Send the operation's request; its JSON reply, or the provider's error normalized."""
-    reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target))
+    reply = await rt.transport.send(provider, await upstream.render_async(provider, op, ctx, target))
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
     if reply.json is None:

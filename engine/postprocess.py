@@ -7,7 +7,6 @@ Heavy work runs in worker threads so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +83,7 @@ def _convert(source: bytes | str, fmt: str, quality: int | None, want_b64: bool)
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return imaging.b64encode(data)
 
 
 async def deliver(rt: Runtime, req: Canonical, provider: Provider, target: Target, outputs: list[RawOutput],

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 from urllib.parse import quote, urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from mediagate import errormap
+from mediagate import errormap, jsonbody
 from mediagate.errors import UpstreamError
 from mediagate.provider import Operation, Provider
 
@@ -57,14 +58,15 @@ class UpstreamRequest:
                 "multipart" if self.multipart else "json": body}
 
     def form(self) -> aiohttp.FormData:
-        """The multipart body: image dicts (or lists of them) become file parts, the rest text fields."""
+        """The multipart body: image dicts (or lists of them) become file parts, the rest text fields.
+        File parts are streamed from the image's own buffer (a BytesIO shares it): no copy of an upload."""
         form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for name, value in (self.json or {}).items():
             for v in (value if isinstance(value, list) and value and all(_is_file(x) for x in value) else [value]):
                 if _is_file(v):
-                    form.add_field(name, v["bytes"], filename=v.get("filename", "file"), content_type=v.get("mime"))
-                elif isinstance(v, (dict, list)):
-                    form.add_field(name, json.dumps(v), content_type="application/json")
+                    form.add_field(name, io.BytesIO(v["bytes"]), filename=v.get("filename", "file"), content_type=v.get("mime"))
+                elif isinstance(v, (Mapping, list)):
+                    form.add_field(name, jsonbody.dumps(v).decode(), content_type="application/json")
                 elif isinstance(v, bool):
                     form.add_field(name, "true" if v else "false")
                 else:
@@ -73,19 +75,58 @@ class UpstreamRequest:
 
 
 def _is_file(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("bytes"), (bytes, bytearray))
+    return isinstance(value, Mapping) and isinstance(value.get("bytes"), (bytes, bytearray))
 
 
 def _summarize(value: Any) -> Any:
     if _is_file(value):
         return f"<{len(value['bytes'])} bytes {value.get('mime', '')}>"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _summarize(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_summarize(v) for v in value]
     if isinstance(value, str) and len(value) > 200:
         return value[:80] + f"...<{len(value)} chars>"
     return value
+
+
+class JsonPayload(aiohttp.payload.Payload):
+    """A JSON request body serialised before aiohttp sees it: small bodies as one bytes object, bodies
+    with big strings (base64 images) as pieces whose length is measured in a worker thread and whose
+    big strings are encoded a slice at a time while being sent — no whole copy of the body exists."""
+
+    def __init__(self, pieces: list[bytes | str], size: int) -> None:
+        super().__init__(pieces, content_type="application/json")
+        self._pieces, self._size = pieces, size
+
+    @classmethod
+    async def of(cls, value: Any) -> "JsonPayload":
+        pieces = jsonbody.parts(value)
+        if len(pieces) == 1:
+            return cls(pieces, len(pieces[0]))
+        return cls(pieces, await asyncio.to_thread(lambda: sum(len(c) for c in jsonbody.iter_bytes(pieces))))
+
+    async def write(self, writer: Any) -> None:
+        for chunk in jsonbody.iter_bytes(self._pieces):
+            await writer.write(chunk)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        await self.write(writer)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(jsonbody.iter_bytes(self._pieces)).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"".join(jsonbody.iter_bytes(self._pieces))
+
+
+async def body_of(req: UpstreamRequest) -> dict[str, Any]:
+    """aiohttp keyword arguments for the request's body (none when it has none)."""
+    if req.multipart:
+        return {"data": req.form()}
+    if req.json is None:
+        return {}
+    return {"data": await JsonPayload.of(req.json)}
 
 
 @dataclass
@@ -141,6 +182,20 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     return request
 
 
+INLINE_RENDER_BYTES = 1024 * 1024    # a context carrying more input image bytes is rendered in a worker thread
+
+
+async def render_async(provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> UpstreamRequest:
+    """`render`, off the loop when the inputs are big: templates read `b64` / `data_url` synchronously and
+    those are made on first read, so rendering in a thread makes exactly the encodings this route uses."""
+    heavy = sum(len(i["bytes"]) for i in (ctx.get("images") or ()))
+    if ctx.get("mask") is not None:
+        heavy += len(ctx["mask"]["bytes"])
+    if heavy <= INLINE_RENDER_BYTES:
+        return render(provider, op, ctx, target)
+    return await asyncio.to_thread(render, provider, op, ctx, target)
+
+
 def _transport_error(provider: Provider, exc: BaseException, timed_out: str) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError):
         return errormap.make("upstream_timeout", f"{provider.name} {timed_out}.")
@@ -173,7 +228,8 @@ class Transport:
         s = self._sessions.get(provider.id)
         if s is None or s.closed:
             connector = aiohttp.TCPConnector(limit=provider.max_connections, ttl_dns_cache=300)
-            s = aiohttp.ClientSession(connector=connector, auto_decompress=True, json_serialize=json.dumps)
+            s = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                      json_serialize=lambda v: jsonbody.dumps(v).decode())
             self._sessions[provider.id] = s
         return s
 
@@ -185,7 +241,7 @@ class Transport:
     async def send(self, provider: Provider, req: UpstreamRequest) -> UpstreamReply:
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
-            body = {"data": req.form()} if req.multipart else {"json": req.json}
+            body = await body_of(req)
             async with self.session(provider).request(
                     req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout, **body) as resp:
                 return await read_reply(resp)
@@ -199,7 +255,7 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.timeout_s)
         try:
             async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
-                                                      json=req.json, timeout=timeout) as resp:
+                                                      timeout=timeout, **await body_of(req)) as resp:
                 yield resp
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(provider, exc, "stopped answering") from None
@@ -237,7 +293,7 @@ class Transport:
 
 async def read_reply(resp: aiohttp.ClientResponse) -> UpstreamReply:
     body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
-    return UpstreamReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body, _parse_json(body))
+    return UpstreamReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body, await _parse_json(body))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -254,11 +310,12 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_json(body: bytes) -> Any:
+async def _parse_json(body: bytes) -> Any:
+    """The reply as JSON (None when it is not); big replies are parsed off the loop, in slices."""
     if not body:
         return None
     try:
-        return json.loads(body)
+        return await jsonbody.loads_async(body)
     except (ValueError, UnicodeDecodeError):
         return None
 
