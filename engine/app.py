@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import chat, errors, forms, imaging, jobstore, jsonbody, pipeline, reload, videos, webhooks
+from mediagate import admission, chat, errors, forms, imaging, jobstore, jsonbody, pipeline, reload, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -111,8 +111,9 @@ def _check_key(request: Request, settings: Settings) -> None:
         raise errors.invalid_api_key()
 
 
-def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler: request id, gateway key, error shaping, metrics, one log line."""
+def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler: request id, gateway key, admission (concurrency and upload budget), error shaping,
+    metrics, one log line."""
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             rt: Runtime = request.app.state.runtime
@@ -122,7 +123,11 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
             try:
                 if authenticated:
                     _check_key(request, rt.settings)
-                response = await handler(request, rt)
+                if admitted:
+                    with request.app.state.admission.admit(request) as counted:
+                        response = await handler(counted, rt)
+                else:
+                    response = await handler(request, rt)
             except GatewayError as err:
                 response = _error(err, request_id)
             except ClientGone:
@@ -330,7 +335,7 @@ def _file_response(path: Path, mime: str, ttl_s: int) -> Response:
                              headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(size)})
 
 
-@endpoint("healthz", authenticated=False)
+@endpoint("healthz", authenticated=False, admitted=False)
 async def healthz(request: Request, rt: Runtime) -> Response:
     return _json({"status": "ok"})
 
@@ -338,7 +343,7 @@ async def healthz(request: Request, rt: Runtime) -> Response:
 READY_STORE_TIMEOUT_S = 1.0
 
 
-@endpoint("readyz", authenticated=False)
+@endpoint("readyz", authenticated=False, admitted=False)
 async def readyz(request: Request, rt: Runtime) -> Response:
     """200 while the gateway can serve; `degraded` (still 200: image and chat requests need no shared
     state) when the state store is unreachable, naming it."""
@@ -353,7 +358,7 @@ async def readyz(request: Request, rt: Runtime) -> Response:
                   "provider_health": rt.health.snapshot()})
 
 
-@endpoint("metrics", authenticated=False)
+@endpoint("metrics", authenticated=False, admitted=False)
 async def metrics(request: Request, rt: Runtime) -> Response:
     return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -459,5 +464,6 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
     app.state.metrics = _Metrics()
+    app.state.admission = admission.Admission(settings.max_concurrent_requests, settings.max_inflight_upload_bytes)
     app.state.started = int(time.time())
     return app

@@ -10,6 +10,8 @@ from typing import Mapping
 
 import platformdirs
 
+from mediagate.admission import DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+
 DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
@@ -41,6 +43,8 @@ class Settings:
     webhook_secret: str | None = None          # whsec_...; default: made once and kept in state_dir
     redis_url: str | None = None               # shared state for several instances; default: SQLite in state_dir
     job_lease_s: float = DEFAULT_JOB_LEASE_S
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    max_inflight_upload_bytes: int = DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -69,4 +73,8 @@ class Settings:
         s.job_lease_s = float(env.get("MEDIAGATE_JOB_LEASE_SECONDS", s.job_lease_s))
         if not 1 <= s.job_lease_s <= MAX_JOB_LEASE_S:
             raise ValueError(f"MEDIAGATE_JOB_LEASE_SECONDS must be between 1 and {MAX_JOB_LEASE_S:g}")
+        s.max_concurrent_requests = int(env.get("MEDIAGATE_MAX_CONCURRENT_REQUESTS", s.max_concurrent_requests))
+        s.max_inflight_upload_bytes = int(env.get("MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES", s.max_inflight_upload_bytes))
+        if s.max_concurrent_requests < 1 or s.max_inflight_upload_bytes < 1:
+            raise ValueError("MEDIAGATE_MAX_CONCURRENT_REQUESTS and MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES must be positive")
         return s
