@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import admission, chat, errors, forms, imaging, jobstore, jsonbody, pipeline, reload, videos, webhooks
+from mediagate import admission, allocator, chat, errors, forms, imaging, jobstore, jsonbody, pipeline, reload, videos, webhooks
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -420,7 +420,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             log.warning("resumed %d unfinished video job(s)", resumed)
         tasks = [asyncio.create_task(runtime.media.sweeper()), asyncio.create_task(runtime.videos_media.sweeper()),
                  asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy)),
-                 asyncio.create_task(runtime.runner.run_forever())]
+                 asyncio.create_task(runtime.runner.run_forever()), asyncio.create_task(allocator.trimmer())]
         if hasattr(runtime.health, "sync"):
             tasks.append(asyncio.create_task(runtime.health.sync()))
         if settings.reload_interval_s > 0:

@@ -107,6 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from mediagate.sandbox.testing import start_in_loop
         return await start_in_loop(0, "127.0.0.1", 0)
 
+    from mediagate import allocator
+    allocator.tune()
     app = create_app(settings, cat, start_sandbox, _roots(args.specs))
     print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
           f"listening on http://{settings.host}:{settings.port}/v1", flush=True)

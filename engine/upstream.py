@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fnmatch
 import io
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -291,9 +292,30 @@ class Transport:
             raise errormap.make("upstream_unavailable", f"{provider.name} output download failed ({type(exc).__name__}).") from None
 
 
+BIG_REPLY_BYTES = 1024 * 1024       # a reply this big (or of unknown length) waits for one of the slots below
+BIG_REPLY_SLOTS = 4                 # big replies read and parsed at once, gateway-wide; the rest wait unread, in
+                                    # their sockets (TCP pushes back on the provider), not in memory
+_big_replies: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _big_reply_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()  # one gateway per loop (tests run several, each in its own)
+    slots = _big_replies.get(loop)
+    if slots is None:
+        slots = _big_replies[loop] = asyncio.Semaphore(BIG_REPLY_SLOTS)
+    return slots
+
+
 async def read_reply(resp: aiohttp.ClientResponse) -> UpstreamReply:
-    body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
-    return UpstreamReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body, await _parse_json(body))
+    """The whole reply, parsed. Big ones take a slot: 200 big replies at once are then 4 in memory
+    (plus their parsed results), not 200 raw bodies queued for a worker thread."""
+    headers = {k.lower(): v for k, v in resp.headers.items()}
+    if resp.content_length is not None and resp.content_length <= BIG_REPLY_BYTES:
+        body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+        return UpstreamReply(resp.status, headers, body, await _parse_json(body))
+    async with _big_reply_slots():
+        body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+        return UpstreamReply(resp.status, headers, body, await _parse_json(body))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
