@@ -15,6 +15,9 @@ from mediagate import context, routing, upstream
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
 
+GIL_SWITCH_INTERVAL_S = 0.001   # how long a busy worker thread may keep the GIL while the event loop waits for it
+                                # (Python's default is 5 ms; a /healthz answer needs several turns of the loop)
+
 
 def _roots(paths: list[str] | None) -> list[Path | list[Path]]:
     """The shipped specs, MEDIAGATE_SPEC_DIRS, then the command line's roots (later ones override by id)."""
@@ -109,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from mediagate import allocator
     allocator.tune()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = create_app(settings, cat, start_sandbox, _roots(args.specs))
     print(f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
           f"listening on http://{settings.host}:{settings.port}/v1", flush=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import imaging, safefetch
+from mediagate import imaging, jsonbody, safefetch
 from mediagate.errors import GatewayError, invalid_request
 
 MAX_INPUT_IMAGE_BYTES = 50 * 1024 * 1024        # per image (OpenAI's limit for GPT image edits)
@@ -122,7 +122,7 @@ async def _bytes_of(source: Any, policy: safefetch.FetchPolicy, param: str) -> b
             raise invalid_request(f"'{param}' data: URL must be base64-encoded.", param, "invalid_url")
         try:
             return (imaging.b64decode(payload) if len(payload) <= INLINE_DECODE_CHARS
-                    else await asyncio.to_thread(imaging.b64decode, payload))
+                    else await jsonbody.off_loop(imaging.b64decode, payload))
         except (binascii.Error, ValueError):
             raise _invalid_image(param, "its base64 data is malformed") from None
     return await safefetch.fetch(source, policy, MAX_INPUT_IMAGE_BYTES, param)

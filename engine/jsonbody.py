@@ -12,19 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 from collections.abc import Mapping
-from typing import Any, AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 import orjson
 
 JSON_INLINE_BYTES = 1024 * 1024     # bodies up to this are (de)serialised inline: cheaper than a thread hop
 BIG_STRING_CHARS = 256 * 1024       # strings longer than this are moved slice by slice
 SLICE_CHARS = 1024 * 1024           # one slice: ~1 ms of GIL held at a time
+T = TypeVar("T")
+# Work that holds the GIL (JSON, base64, in slices) runs on one thread: more threads could not run it in
+# parallel anyway, and each extra one contending for the GIL delays the event loop's turn (measured: four
+# parsing threads let /healthz wait hundreds of ms; one, a few ms). Pillow releases the GIL: it keeps the pool.
+_GIL_BOUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mediagate-slices")
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run GIL-bound sliced work on the one slice thread."""
+    return await asyncio.get_running_loop().run_in_executor(_GIL_BOUND, fn, *args)
+
+
 _MARK = "mediagate-big-" + secrets.token_hex(8)  # stands in for a lifted string; unguessable, so never user data
 _MARK_JSON = orjson.dumps(_MARK)
-_LONG_DIGITS = re.compile(rb"[0-9]{20,}")  # an integer past 64 bits, which orjson would read as a float
+_INT_RANGE = 2.0 ** 63                 # orjson reads an integer literal past 64 bits as a float
 
 
 def _default(value: Any) -> Any:
@@ -46,12 +58,26 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _has_huge_float(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+        elif type(v) is float and abs(v) >= _INT_RANGE:
+            return True
+    return False
+
+
 def loads(raw: bytes) -> Any:
-    """Parse JSON; NaN and Infinity are refused. Raises ValueError. A body with a 20-digit run goes to
-    the standard library, which keeps integers past 64 bits exact (orjson would make them floats)."""
-    if _LONG_DIGITS.search(raw):
+    """Parse JSON; NaN and Infinity are refused. Raises ValueError. A body holding a number past 64 bits is
+    parsed again by the standard library, which keeps big integers exact (orjson makes them floats)."""
+    value = orjson.loads(raw)
+    if _has_huge_float(value):
         return json.loads(raw, parse_constant=_refuse_constant)
-    return orjson.loads(raw)
+    return value
 
 
 # ---------------------------------------------------------------- encoding with big strings sliced
@@ -79,8 +105,26 @@ def _string_slices(s: str) -> Iterator[bytes]:
     yield b'"'
 
 
+def _has_big_string(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, str):
+            if len(v) > BIG_STRING_CHARS:
+                return True
+        elif isinstance(v, dict):
+            todo.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            todo.extend(v)
+        elif isinstance(v, Mapping):
+            return True  # an image context: let _lift look inside
+    return False
+
+
 def parts(value: Any) -> list[bytes | str]:
     """The serialised body as pieces: bytes as they are, and each big string still to be encoded."""
+    if not _has_big_string(value):
+        return [dumps(value)]
     big: list[str] = []
     skeleton = dumps(_lift(value, big))
     if not big:
@@ -121,7 +165,7 @@ async def dumps_async(value: Any) -> bytes:
     pieces = parts(value)
     if len(pieces) == 1:
         return pieces[0]  # type: ignore[return-value]
-    return await asyncio.to_thread(_join, pieces)
+    return await off_loop(_join, pieces)
 
 
 # ---------------------------------------------------------------- decoding with big strings sliced
@@ -197,4 +241,4 @@ async def loads_async(raw: bytes) -> Any:
     Raises ValueError like `loads`."""
     if len(raw) <= JSON_INLINE_BYTES:
         return loads(raw)
-    return await asyncio.to_thread(_slow_loads, bytes(raw))
+    return await off_loop(_slow_loads, bytes(raw))

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from mediagate import errormap, fanout, imaging
+from mediagate import errormap, fanout, imaging, jsonbody
 from mediagate.canonical import Canonical, adjustment
 from mediagate.extract import RawOutput
 from mediagate.imaging import ImageError, Info
@@ -66,9 +66,9 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
                 raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None
     item: dict[str, Any] = {}
     if req.response_format == "b64_json":
-        item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
+        item["b64_json"] = b64 if b64 is not None else await jsonbody.off_loop(_b64, data or b"")
     else:
-        raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
+        raw = data if data is not None else await jsonbody.off_loop(imaging.decode_b64, b64 or "")
         stored = (rt.media.put(raw, imaging.EXT.get(info.format, "bin")) if len(raw) <= INLINE_WRITE_BYTES
                   else await asyncio.to_thread(rt.media.put, raw, imaging.EXT.get(info.format, "bin")))
         item["url"] = base_url + stored.path_and_query()

@@ -105,7 +105,7 @@ class JsonPayload(aiohttp.payload.Payload):
         pieces = jsonbody.parts(value)
         if len(pieces) == 1:
             return cls(pieces, len(pieces[0]))
-        return cls(pieces, await asyncio.to_thread(lambda: sum(len(c) for c in jsonbody.iter_bytes(pieces))))
+        return cls(pieces, await jsonbody.off_loop(lambda: sum(len(c) for c in jsonbody.iter_bytes(pieces))))
 
     async def write(self, writer: Any) -> None:
         for chunk in jsonbody.iter_bytes(self._pieces):
@@ -194,7 +194,7 @@ async def render_async(provider: Provider, op: Operation, ctx: dict[str, Any], t
         heavy += len(ctx["mask"]["bytes"])
     if heavy <= INLINE_RENDER_BYTES:
         return render(provider, op, ctx, target)
-    return await asyncio.to_thread(render, provider, op, ctx, target)
+    return await jsonbody.off_loop(render, provider, op, ctx, target)
 
 
 def _transport_error(provider: Provider, exc: BaseException, timed_out: str) -> UpstreamError:

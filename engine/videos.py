@@ -7,13 +7,12 @@ streams it from.
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import time
 from typing import Any
 
-from mediagate import inputs, safefetch
+from mediagate import imaging, inputs, jsonbody, safefetch
 from mediagate.errors import invalid_request, not_found
 from mediagate.inputs import InputImage
 from mediagate.pipeline import prepare
@@ -75,7 +74,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
     job = {"id": "video_" + secrets.token_hex(16), "object": "video", "model": model.id, "status": "queued", "progress": 0,
            "created_at": now, "prompt": req.prompt, "seconds": _num(req.seconds), "size": req.shape.size,
            "n": req.n, "forced": forced, "sandbox": force_sandbox, "request": dict(req.body),
-           "input_reference": [base64.b64encode(i.data).decode() for i in images],
+           "input_reference": [await jsonbody.off_loop(imaging.b64encode, i.data) for i in images],
            "idempotency_key": body.get("idempotency_key"), "webhook_url": body.get("webhook_url"),
            "adjustments": list(req.adjustments), "upstream": {}}
     stored = await rt.jobs.create(job)
