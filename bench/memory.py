@@ -6,7 +6,7 @@
 Starts the provider simulator (this checkout's, `python -m sandbox`) and `mediagate serve` as processes on
 loopback ports (bench/procs.py), with every provider pointed at the simulator, and measures the gateway
 process: RSS sampled every 5 ms from /proc (peak = the highest sample), and `/healthz` latency probed every
-5 ms from a thread of this harness on its own keep-alive connection while a big request runs.
+5 ms from a separate process on its own keep-alive connection while a big request runs.
 
 With `--compare REF` (e.g. `main`) the same cases run, in the same session, against a gateway built from
 a temporary copy of REF (`git archive`; the repository itself is not touched) (its engine/ shadowed onto PYTHONPATH; the simulator stays this
@@ -99,41 +99,49 @@ class Sampler:
         self.thread.join()
 
 
+PROBE_SCRIPT = r"""
+import http.client, json, os, sys, time
+port, stop_file, interval = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+lat, failures = [], 0
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+while not os.path.exists(stop_file):
+    t0 = time.perf_counter()
+    try:
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+        failures += resp.status != 200
+    except (OSError, http.client.HTTPException):
+        failures += 1
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    lat.append(time.perf_counter() - t0)
+    time.sleep(max(0.0, interval - (time.perf_counter() - t0)))
+print(json.dumps({"latencies": lat, "failures": failures}))
+"""
+
+
 class Prober:
-    """GET /healthz every 5 ms on one keep-alive connection; the latencies (a probe's own wait counts)."""
+    """GET /healthz every 5 ms on one keep-alive connection, from a process of its own (a thread of this
+    harness would wait for the harness's GIL while it reads a 168 MB answer, and blame the gateway)."""
 
     def __init__(self, port: int) -> None:
         self.port, self.latencies, self.failures = port, [], 0
-        self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        while not self.stop_flag.is_set():
-            t0 = time.perf_counter()
-            try:
-                conn.request("GET", "/healthz")
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    self.failures += 1
-            except (OSError, http.client.HTTPException):
-                self.failures += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.latencies.append(time.perf_counter() - t0)
-            time.sleep(max(0.0, PROBE_INTERVAL_S - (time.perf_counter() - t0)))
-        conn.close()
+        self.stop_file = Path(tempfile.mktemp(prefix="mediagate-probe-stop-"))
 
     def __enter__(self) -> "Prober":
-        self.thread.start()
-        time.sleep(0.2)  # a few probes before the load starts
+        self.proc = subprocess.Popen([sys.executable, "-c", PROBE_SCRIPT, str(self.port), str(self.stop_file),
+                                      str(PROBE_INTERVAL_S)], stdout=subprocess.PIPE)
+        time.sleep(0.3)  # a few probes before the load starts
         return self
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.2)
-        self.stop_flag.set()
-        self.thread.join()
+        self.stop_file.touch()
+        out, _ = self.proc.communicate(timeout=60)
+        self.stop_file.unlink(missing_ok=True)
+        doc = json.loads(out)
+        self.latencies, self.failures = doc["latencies"], doc["failures"]
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
