@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -23,8 +22,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from mediagate import (admin, auth, chat, errors, forms, imaging, jobstore, metrics, origin, pipeline, reload, reqctx,
-                       textcheck, videos, webhooks)
+from mediagate import (admin, admission, allocator, auth, chat, errors, forms, imaging, jobstore, jsonbody, metrics,
+                       origin, pipeline, reload, reqctx, textcheck, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
@@ -46,7 +45,12 @@ T = TypeVar("T")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, headers, media_type="application/json")
+    """One bytes body when small; a body holding big strings (base64 images) is streamed as it is
+    encoded, a slice at a time, so no whole copy of it exists and the loop runs between slices."""
+    pieces = jsonbody.parts(body)
+    if len(pieces) == 1:
+        return Response(pieces[0], status, headers, media_type="application/json")
+    return StreamingResponse(jsonbody.stream(pieces), status, headers, media_type="application/json")
 
 
 def _error(err: GatewayError, request_id: str) -> Response:
@@ -84,22 +88,20 @@ async def _read_json(request: Request, limit: int, multipart_ok: bool = False) -
     if not raw.strip():
         raise errors.invalid_request("The request body is empty; expected a JSON object.", None, "invalid_json")
     try:
-        body = json.loads(raw, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
+        body = await jsonbody.loads_async(raw)
     except RecursionError:
         raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if "depth limit" in str(exc):
+            raise errors.invalid_request("The request body is nested too deeply.", None, "invalid_json") from None
+        raise errors.invalid_request(f"The request body is not valid JSON: {str(exc)[:200]}", None, "invalid_json") from None
     textcheck.check(body)
     return body
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler: request id, gateway key, error shaping, metrics and one log line — for a streamed
-    body (chat SSE, a file) both once its last byte is sent."""
+def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler: request id, gateway key, admission (concurrency and upload budget), error shaping,
+    metrics and one log line — for a streamed body (chat SSE, a file) both once its last byte is sent."""
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             rt: Runtime = request.app.state.runtime
@@ -111,7 +113,11 @@ def endpoint(name: str, authenticated: bool = True) -> Callable[[Handler], Calla
                     origin.check_host(request, rt.settings)
                     origin.check_origin(request, rt.settings)
                     await auth.authenticate(request, rt, name)
-                response = await handler(request, rt)
+                if admitted:
+                    with request.app.state.admission.admit(request) as counted:
+                        response = await handler(counted, rt)
+                else:
+                    response = await handler(request, rt)
                 response.headers.update(auth.caller_of(request).rate_headers)
             except GatewayError as err:
                 ctx.error_code = err.code
@@ -342,7 +348,7 @@ def _file_response(opened: Opened, mime: str) -> Response:
                              headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(opened.size)})
 
 
-@endpoint("healthz", authenticated=False)
+@endpoint("healthz", authenticated=False, admitted=False)
 async def healthz(request: Request, rt: Runtime) -> Response:
     return _json({"status": "ok"})
 
@@ -350,7 +356,7 @@ async def healthz(request: Request, rt: Runtime) -> Response:
 READY_STORE_TIMEOUT_S = 1.0
 
 
-@endpoint("readyz", authenticated=False)
+@endpoint("readyz", authenticated=False, admitted=False)
 async def readyz(request: Request, rt: Runtime) -> Response:
     """200 while the gateway can serve; `degraded` (still 200: image and chat requests need no shared
     state) when the state store is unreachable, naming it."""
@@ -366,7 +372,7 @@ async def readyz(request: Request, rt: Runtime) -> Response:
                   "worker_pid": os.getpid()})  # which `serve --workers` process answered
 
 
-@endpoint("metrics")
+@endpoint("metrics", admitted=False)
 async def metrics_page(request: Request, rt: Runtime) -> Response:
     try:
         async with asyncio.timeout(READY_STORE_TIMEOUT_S):
@@ -440,7 +446,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             log.warning("resumed %d unfinished video job(s)", resumed)
         tasks = [asyncio.create_task(runtime.media.sweeper()), asyncio.create_task(runtime.videos_media.sweeper()),
                  asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy)),
-                 asyncio.create_task(runtime.runner.run_forever())]
+                 asyncio.create_task(runtime.runner.run_forever()), asyncio.create_task(allocator.trimmer())]
         if hasattr(runtime.health, "sync"):
             tasks.append(asyncio.create_task(runtime.health.sync()))
         if settings.reload_interval_s > 0:
@@ -486,5 +492,6 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
     app = Starlette(routes=routes, lifespan=lifespan, middleware=edge,
                     exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.runtime = runtime
+    app.state.admission = admission.Admission(settings.max_concurrent_requests, settings.max_inflight_upload_bytes)
     app.state.started = int(time.time())
     return app

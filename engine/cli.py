@@ -22,6 +22,9 @@ from mediagate.templates import TemplateError
 if TYPE_CHECKING:
     from mediagate.inputs import InputImage
 
+GIL_SWITCH_INTERVAL_S = 0.001   # how long a busy worker thread may keep the GIL while the event loop waits for it
+                                # (Python's default is 5 ms; a /healthz answer needs several turns of the loop)
+
 
 def _roots(paths: list[str] | None) -> list[Path | list[Path]]:
     """The shipped specs, MEDIAGATE_SPEC_DIRS, then the command line's roots (later ones override by id)."""
@@ -220,6 +223,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 from mediagate.sandbox.testing import start_in_loop
                 return await start_in_loop(0, "127.0.0.1", 0)
 
+        from mediagate import allocator
+        allocator.tune()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         app = create_app(settings, cat, starter, _roots(args.specs))
         logs.say(listening + " (1 worker)")
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False,

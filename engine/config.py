@@ -9,6 +9,8 @@ from typing import Callable, Mapping
 
 import platformdirs
 
+from mediagate.admission import DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+
 DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
 DEFAULT_MEDIA_TTL_S = 3600                 # signed media URLs live 60 minutes
@@ -50,6 +52,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()        # Host names served (and put in media URLs); empty: the bound address
     admin_key: str | None = None               # authorises /admin/keys; unset: the admin API is off
     key_hash_secret: str | None = None         # pepper of the stored key hashes; default: made once and kept
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+    max_inflight_upload_bytes: int = DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -85,6 +89,10 @@ class Settings:
         s.allowed_hosts = _items(env.get("MEDIAGATE_ALLOWED_HOSTS", ""), str.lower)
         s.admin_key = env.get("MEDIAGATE_ADMIN_KEY") or None
         s.key_hash_secret = env.get("MEDIAGATE_KEY_HASH_SECRET") or None
+        s.max_concurrent_requests = int(env.get("MEDIAGATE_MAX_CONCURRENT_REQUESTS", s.max_concurrent_requests))
+        s.max_inflight_upload_bytes = int(env.get("MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES", s.max_inflight_upload_bytes))
+        if s.max_concurrent_requests < 1 or s.max_inflight_upload_bytes < 1:
+            raise ValueError("MEDIAGATE_MAX_CONCURRENT_REQUESTS and MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES must be positive")
         return s
 
 

@@ -15,7 +15,7 @@
 | config | the provider's non-secret settings (project, location, ...) |
 | values | the model's tables merged with the route's |
 | model | id |
-| images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename}; [] when generating |
+| images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename} (b64 and data_url made on first read); [] when generating |
 | mask | the edit mask in the same form, or none |
 | seconds | video length (a number; templates write it as the provider wants, e.g. `seconds ~ ''` for a string) |
 """

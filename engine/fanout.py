@@ -31,7 +31,7 @@ def batches(n: int, native_max: int) -> list[int]:
 async def submit_reply(rt: Runtime, provider: Provider, op: Operation, ctx: dict[str, Any], target: Target,
                        written: Written | None = None) -> upstream.UpstreamReply:
     """Send the operation's request; its successful reply (JSON, or the declared file), or the error normalized."""
-    reply = await rt.transport.send(provider, upstream.render(provider, op, ctx, target), written)
+    reply = await rt.transport.send(provider, await upstream.render_async(provider, op, ctx, target), written)
     if not 200 <= reply.status < 300:
         raise upstream.reply_error(provider, reply)
     if op.file_types is not None and op.job is None:

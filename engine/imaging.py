@@ -15,6 +15,8 @@ from PIL import Image, UnidentifiedImageError
 AVIF_MAX_SIDE_PX = 1600            # larger AVIF encodes are too slow to do inline; such images keep their format
 MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
 B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
+B64_SLICE_BYTES = 768 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii
+                                   # keeps the GIL for a whole call, so slices are what let the event loop run
 
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
@@ -58,12 +60,35 @@ def identify_b64(b64: str) -> Info:
 
 def decode_b64(b64: str) -> bytes:
     try:
-        return base64.b64decode(b64, validate=True)
+        return b64decode(b64)
     except (binascii.Error, ValueError):
         try:
+            # rare (URL-safe alphabet, line breaks): whole, as non-validating decoding cannot be sliced
             return base64.b64decode(b64 + "=" * (-len(b64) % 4), altchars=b"-_")
         except (binascii.Error, ValueError):
             raise ImageError("invalid base64 image data") from None
+
+
+def b64encode(data: bytes, prefix: str = "") -> str:
+    """`prefix` + base64 of `data`, a slice at a time into one buffer: the GIL is free between slices and
+    the only whole copies are the buffer and the string."""
+    view = memoryview(data)
+    out = bytearray(len(prefix) + 4 * ((len(data) + 2) // 3))
+    out[:len(prefix)] = prefix.encode("ascii")
+    o = len(prefix)
+    for i in range(0, len(data), B64_SLICE_BYTES):
+        piece = binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False)
+        out[o:o + len(piece)] = piece
+        o += len(piece)
+    return out.decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64 decode, a slice at a time (slices of a multiple of 4 characters decode independently)."""
+    if len(text) % 4:
+        raise binascii.Error("incorrect padding")
+    step = 4 * (B64_SLICE_BYTES // 3)
+    return b"".join(base64.b64decode(text[i:i + step], validate=True) for i in range(0, len(text), step))
 
 
 def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, Info]:

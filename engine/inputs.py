@@ -2,25 +2,28 @@
 
 Checks: a readable image in an allowed format, within byte and pixel limits, no more images than the
 model takes, and a mask of exactly the first image's dimensions. Templates then see each image as a
-small dict (bytes for multipart uploads, base64 and a data: URL for JSON bodies).
+small mapping: `bytes` (the upload itself, held once), and `b64` / `data_url` computed only when a
+template reads them, a slice at a time (base64 keeps the GIL for a whole call; slices let the loop
+run), then kept for the other batches and routes of the request. A multipart upstream never makes one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
-from dataclasses import dataclass
-from functools import cached_property
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import imaging, safefetch
+from mediagate import imaging, jsonbody, safefetch
 from mediagate.errors import GatewayError, invalid_request
 
 MAX_INPUT_IMAGE_BYTES = 50 * 1024 * 1024        # per image (OpenAI's limit for GPT image edits)
 MAX_INPUT_IMAGE_PIXELS = 8192 * 8192            # a larger input is refused before any provider sees it
 INPUT_FORMATS = frozenset({"png", "jpeg", "webp", "gif"})
 DEFAULT_INPUT_IMAGES = 1                        # when a model does not declare limits.input_images
+INLINE_DECODE_CHARS = 256 * 1024                # a data: URL up to this is decoded inline, larger in a thread
 
 
 @dataclass(frozen=True)
@@ -29,21 +32,61 @@ class InputImage:
     format: str
     width: int
     height: int
+    _encoded: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def mime(self) -> str:
         return imaging.MIME[self.format]
 
-    @cached_property
-    def _context(self) -> dict[str, Any]:
-        b64 = base64.b64encode(self.data).decode("ascii")
-        return {"bytes": self.data, "b64": b64, "mime": self.mime, "data_url": f"data:{self.mime};base64,{b64}",
-                "width": self.width, "height": self.height, "format": self.format,
-                "filename": f"image.{imaging.EXT[self.format]}"}
+    def encoded(self, name: str) -> str:
+        """`b64` or `data_url`, made on first use (by whichever thread renders first) and kept."""
+        with self._lock:
+            value = self._encoded.get(name)
+            if value is None:
+                value = imaging.b64encode(self.data, f"data:{self.mime};base64," if name == "data_url" else "")
+                self._encoded[name] = value
+            return value
 
-    def as_context(self) -> dict[str, Any]:
-        """Built once per image (base64 included), however many routes and batches render it."""
-        return self._context
+    def as_context(self) -> "ImageContext":
+        return ImageContext(self)
+
+
+class ImageContext(Mapping[str, Any]):
+    """What templates see of an input image; `b64` and `data_url` exist only once read."""
+
+    KEYS = ("bytes", "b64", "mime", "data_url", "width", "height", "format", "filename")
+
+    def __init__(self, image: InputImage) -> None:
+        self._image = image
+
+    def __getitem__(self, key: str) -> Any:
+        i = self._image
+        if key in ("b64", "data_url"):
+            return i.encoded(key)
+        if key == "bytes":
+            return i.data
+        if key == "mime":
+            return i.mime
+        if key in ("width", "height", "format"):
+            return getattr(i, key)
+        if key == "filename":
+            return f"image.{imaging.EXT[i.format]}"
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return f"<image {self._image.format} {self._image.width}x{self._image.height}, {len(self._image.data)} bytes>"
+
+
+def context_bytes(images: Any) -> int:
+    """Input bytes a template context carries (how heavy rendering it may be)."""
+    return sum(len(i.data) for i in images)
 
 
 def _invalid_image(param: str, why: str) -> GatewayError:
@@ -77,7 +120,8 @@ async def _bytes_of(source: Any, policy: safefetch.FetchPolicy, param: str) -> b
         if ";base64" not in header:
             raise invalid_request(f"'{param}' data: URL must be base64-encoded.", param, "invalid_url")
         try:
-            return base64.b64decode(payload, validate=True)
+            return (imaging.b64decode(payload) if len(payload) <= INLINE_DECODE_CHARS
+                    else await jsonbody.off_loop(imaging.b64decode, payload))
         except (binascii.Error, ValueError):
             raise _invalid_image(param, "its base64 data is malformed") from None
     return await safefetch.fetch(source, policy, MAX_INPUT_IMAGE_BYTES, param)

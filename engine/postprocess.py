@@ -7,11 +7,10 @@ Heavy work runs in worker threads so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import dataclass
 from typing import Any
 
-from mediagate import errormap, fanout, imaging, metrics
+from mediagate import errormap, fanout, imaging, jsonbody, metrics
 from mediagate.canonical import Canonical, adjustment
 from mediagate.extract import RawOutput
 from mediagate.imaging import ImageError, Info
@@ -68,9 +67,9 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
                 raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None
     item: dict[str, Any] = {}
     if req.response_format == "b64_json":
-        item["b64_json"] = b64 if b64 is not None else await asyncio.to_thread(_b64, data or b"")
+        item["b64_json"] = b64 if b64 is not None else await jsonbody.off_loop(_b64, data or b"")
     else:
-        raw = data if data is not None else await asyncio.to_thread(imaging.decode_b64, b64 or "")
+        raw = data if data is not None else await jsonbody.off_loop(imaging.decode_b64, b64 or "")
         stored = await rt.media.put(raw, imaging.EXT.get(info.format, "bin"))
         item["url"] = stored.url(base_url)
     metrics.DELIVERIES.labels("url" if out.url is not None else "b64" if out.b64 is not None else "bytes",
@@ -86,7 +85,7 @@ def _convert(source: bytes | str, fmt: str, quality: int | None, want_b64: bool)
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return imaging.b64encode(data)
 
 
 async def deliver(rt: Runtime, req: Canonical, provider: Provider, target: Target, outputs: list[RawOutput],

@@ -16,6 +16,8 @@ from mediagate.operations import REGISTRY
 from mediagate.shape import ShapeSpec
 
 IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
+DEFAULT_PROMPT_CHARS = 32000   # prompt characters for an image or video model that declares no limits.prompt_chars
+                               # (the longest any shipped model takes)
 ENDPOINTS = {"generate": "images.generations", "edit": "images.edits", "chat": "chat.completions"}
 
 
@@ -54,8 +56,7 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
     output = model.get("output", REGISTRY["output"].default)
     thinking = model.get("thinking", REGISTRY["thinking"].default)
     prompt: dict[str, Any] = {"type": "string", "minLength": 1}
-    if "prompt_chars" in limits:
-        prompt["maxLength"] = limits["prompt_chars"]
+    prompt["maxLength"] = limits.get("prompt_chars", DEFAULT_PROMPT_CHARS)
     props: dict[str, Any] = {
         "model": {"type": "string", "description": "model id or alias; provider/model forces a provider"},
         "prompt": _mode(prompt, "renamed", "text description of the image"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -170,7 +171,7 @@ _MISSING = object()
 def _lookup(ctx: Any, names: list[str], path: str, expr: str) -> Any:
     value = ctx
     for name in names:
-        nxt = value.get(name, _MISSING) if isinstance(value, dict) else getattr(value, name, _MISSING)
+        nxt = value.get(name, _MISSING) if isinstance(value, Mapping) else getattr(value, name, _MISSING)
         if nxt is _MISSING or name.startswith("_"):
             raise TemplateError(path, f"undefined value: {expr.strip()!r} has no {name!r}")
         value = nxt
@@ -193,7 +194,7 @@ def _fast_path(expr: str, path: str) -> Renderer | None:
 
         def get(ctx: dict[str, Any]) -> Any:
             container = _lookup(ctx, names, path, expr)
-            if not isinstance(container, dict):
+            if not isinstance(container, Mapping):
                 raise TemplateError(path, f"{m.group(1)} is not a mapping")
             return _drop_none(container.get(key))
         return get

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
+import io
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 from yarl import URL
 
-from mediagate import errormap, reqctx
+from mediagate import errormap, jsonbody, reqctx
 from mediagate.errors import UpstreamError
 from mediagate.provider import Operation, Provider
 
@@ -58,14 +60,15 @@ class UpstreamRequest:
                 "multipart" if self.multipart else "json": body}
 
     def form(self) -> aiohttp.FormData:
-        """The multipart body: image dicts (or lists of them) become file parts, the rest text fields."""
+        """The multipart body: image dicts (or lists of them) become file parts, the rest text fields.
+        File parts are sent from the image's own bytes, a slice at a time: no copy of an upload."""
         form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
         for name, value in (self.json or {}).items():
             for v in (value if isinstance(value, list) and value and all(_is_file(x) for x in value) else [value]):
                 if _is_file(v):
-                    form.add_field(name, v["bytes"], filename=v.get("filename", "file"), content_type=v.get("mime"))
-                elif isinstance(v, (dict, list)):
-                    form.add_field(name, json.dumps(v), content_type="application/json")
+                    form.add_field(name, BytesPart(v["bytes"], v.get("mime")), filename=v.get("filename", "file"))
+                elif isinstance(v, (Mapping, list)):
+                    form.add_field(name, jsonbody.dumps(v).decode(), content_type="application/json")
                 elif isinstance(v, bool):
                     form.add_field(name, "true" if v else "false")
                 else:
@@ -74,19 +77,87 @@ class UpstreamRequest:
 
 
 def _is_file(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("bytes"), (bytes, bytearray))
+    return isinstance(value, Mapping) and isinstance(value.get("bytes"), (bytes, bytearray))
 
 
 def _summarize(value: Any) -> Any:
     if _is_file(value):
         return f"<{len(value['bytes'])} bytes {value.get('mime', '')}>"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _summarize(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_summarize(v) for v in value]
     if isinstance(value, str) and len(value) > 200:
         return value[:80] + f"...<{len(value)} chars>"
     return value
+
+
+PART_SLICE_BYTES = 256 * 1024   # a file part is handed to the transport this much at a time
+
+
+class BytesPart(aiohttp.payload.Payload):
+    """A multipart file part written from memoryview slices of the bytes themselves. (aiohttp's bytes
+    payload hands the transport the whole buffer at once; its BytesIO payload copies a shared buffer —
+    37 MB images made that a quarter-second stall on the loop.)"""
+
+    def __init__(self, data: bytes, content_type: str | None) -> None:
+        super().__init__(data, content_type=content_type or "application/octet-stream")
+        self._size = len(data)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for i in range(0, len(view), PART_SLICE_BYTES):
+            await writer.write(view[i:i + PART_SLICE_BYTES])
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return bytes(self._value)
+
+
+class JsonPayload(aiohttp.payload.Payload):
+    """A JSON request body serialised before aiohttp sees it: small bodies as one bytes object, bodies
+    with big strings (base64 images) as pieces whose length is measured in a worker thread and whose
+    big strings are encoded a slice at a time while being sent — no whole copy of the body exists."""
+
+    def __init__(self, pieces: list[bytes | str], size: int) -> None:
+        super().__init__(pieces, content_type="application/json")
+        self._pieces, self._size = pieces, size
+
+    @classmethod
+    async def of(cls, value: Any) -> "JsonPayload":
+        pieces = jsonbody.parts(value)
+        if len(pieces) == 1:
+            return cls(pieces, len(pieces[0]))
+        return cls(pieces, await jsonbody.off_loop(lambda: sum(len(c) for c in jsonbody.iter_bytes(pieces))))
+
+    async def write(self, writer: Any) -> None:
+        for chunk in jsonbody.iter_bytes(self._pieces):
+            await writer.write(chunk)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        await self.write(writer)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(jsonbody.iter_bytes(self._pieces)).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"".join(jsonbody.iter_bytes(self._pieces))
+
+
+async def body_of(req: UpstreamRequest) -> dict[str, Any]:
+    """aiohttp keyword arguments for the request's body (none when it has none)."""
+    if req.multipart:
+        return {"data": req.form()}
+    if req.json is None:
+        return {}
+    return {"data": await JsonPayload.of(req.json)}
 
 
 @dataclass
@@ -167,6 +238,20 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     return request
 
 
+INLINE_RENDER_BYTES = 1024 * 1024    # a context carrying more input image bytes is rendered in a worker thread
+
+
+async def render_async(provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> UpstreamRequest:
+    """`render`, off the loop when the inputs are big: templates read `b64` / `data_url` synchronously and
+    those are made on first read, so rendering in a thread makes exactly the encodings this route uses."""
+    heavy = sum(len(i["bytes"]) for i in (ctx.get("images") or ()))
+    if ctx.get("mask") is not None:
+        heavy += len(ctx["mask"]["bytes"])
+    if heavy <= INLINE_RENDER_BYTES:
+        return render(provider, op, ctx, target)
+    return await jsonbody.off_loop(render, provider, op, ctx, target)
+
+
 # Raised by the connector while opening a connection, before the request is written: ClientConnectorError
 # covers refused connections, DNS (ClientConnectorDNSError), proxies and TLS (ClientSSLError,
 # ClientConnectorSSLError, ClientConnectorCertificateError are subclasses); ConnectionTimeoutError is the
@@ -236,8 +321,8 @@ class Transport:
         s = self._sessions.get(provider.id)
         if s is None or s.closed:
             connector = aiohttp.TCPConnector(limit=provider.max_connections, ttl_dns_cache=300)
-            s = aiohttp.ClientSession(connector=connector, auto_decompress=True, json_serialize=json.dumps,
-                                      trace_configs=[_TRACE])
+            s = aiohttp.ClientSession(connector=connector, auto_decompress=True,
+                                      json_serialize=lambda v: jsonbody.dumps(v).decode(), trace_configs=[_TRACE])
             self._sessions[provider.id] = s
         return s
 
@@ -251,7 +336,7 @@ class Transport:
         written = Written() if written is None else written
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
-            body = {"data": req.form()} if req.multipart else {"json": req.json}
+            body = await body_of(req)
             with reqctx.upstream_wait():
                 async with self.session(provider).request(
                         req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout,
@@ -269,7 +354,8 @@ class Transport:
         try:
             with reqctx.upstream_wait():   # the whole relay: its pace is the provider's
                 async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
-                                                          json=req.json, timeout=timeout, trace_request_ctx=written) as resp:
+                                                          timeout=timeout, trace_request_ctx=written,
+                                                          **await body_of(req)) as resp:
                     yield resp
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(provider, exc, "stopped answering", written) from None
@@ -306,30 +392,59 @@ class Transport:
             raise errormap.make("upstream_unavailable", f"{provider.name} output download failed ({type(exc).__name__}).") from None
 
 
+BIG_REPLY_BYTES = 1024 * 1024       # a reply this big (or of unknown length) waits for one of the slots below
+BIG_REPLY_SLOTS = 4                 # big replies read and parsed at once, gateway-wide; the rest wait unread, in
+                                    # their sockets (TCP pushes back on the provider), not in memory
+_big_replies: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _big_reply_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()  # one gateway per loop (tests run several, each in its own)
+    slots = _big_replies.get(loop)
+    if slots is None:
+        slots = _big_replies[loop] = asyncio.Semaphore(BIG_REPLY_SLOTS)
+    return slots
+
+
 async def read_reply(resp: aiohttp.ClientResponse) -> UpstreamReply:
-    body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
-    return UpstreamReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body, _parse_json(body))
+    """The whole reply, parsed. Big ones take a slot: 200 big replies at once are then 4 in memory
+    (plus their parsed results), not 200 raw bodies queued for a worker thread."""
+    headers = {k.lower(): v for k, v in resp.headers.items()}
+    if resp.content_length is not None and resp.content_length <= BIG_REPLY_BYTES:
+        body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+        return UpstreamReply(resp.status, headers, body, await _parse_json(body))
+    async with _big_reply_slots():
+        body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES)
+        return UpstreamReply(resp.status, headers, body, await _parse_json(body))
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, gathered in one buffer that becomes the bytes object without a copy (BytesIO.getvalue):
+    joining a list of chunks would be a second whole copy, made on the loop."""
     declared = resp.content_length
     if declared is not None and declared > limit:
         raise errormap.make("upstream_malformed", f"The provider reply is larger than {limit} bytes.")
-    chunks: list[bytes] = []
+    buf = io.BytesIO()
+    if declared:  # one allocation of the final size; its pages are touched chunk by chunk as they arrive
+        buf.seek(declared - 1)
+        buf.write(b"\0")
+        buf.seek(0)
     total = 0
     async for chunk in resp.content.iter_chunked(1 << 16):
         total += len(chunk)
         if total > limit:
             raise errormap.make("upstream_malformed", f"The provider reply is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buf.write(chunk)
+    buf.truncate(total)
+    return buf.getvalue()
 
 
-def _parse_json(body: bytes) -> Any:
+async def _parse_json(body: bytes) -> Any:
+    """The reply as JSON (None when it is not); big replies are parsed off the loop, in slices."""
     if not body:
         return None
     try:
-        return json.loads(body)
+        return await jsonbody.loads_async(body)
     except (ValueError, UnicodeDecodeError):
         return None
 

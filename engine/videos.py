@@ -7,13 +7,12 @@ streams it from.
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import time
 from typing import Any
 
-from mediagate import inputs, safefetch
+from mediagate import imaging, inputs, jsonbody, safefetch
 from mediagate.errors import invalid_request, not_found
 from mediagate.inputs import InputImage
 from mediagate.numbers import plain_text
@@ -25,6 +24,8 @@ VIDEO_TTL_S = 24 * 3600                 # a finished video's file is kept this l
 MAX_VIDEO_BYTES = 512 * 1024 * 1024     # one generated video
 VIDEO_FETCH_TIMEOUT_S = 300.0
 PAGE_LIMIT_MAX = 100
+LIST_PROMPT_CHARS = 1000                # a prompt in `GET /videos` is cut to this; the job itself has it whole
+TRUNCATED_MARKER = "…"                  # ends a cut prompt; metadata.prompt_chars gives the whole length
 
 
 VIDEO_MIME = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime"}
@@ -72,7 +73,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
     job = {"id": "video_" + secrets.token_hex(16), "object": "video", "model": model.id, "status": "queued", "progress": 0,
            "created_at": now, "prompt": req.prompt, "seconds": plain_text(req.seconds), "size": req.shape.size,
            "n": req.n, "forced": forced, "sandbox": force_sandbox, "request": dict(req.body),
-           "input_reference": [base64.b64encode(i.data).decode() for i in images],
+           "input_reference": [await jsonbody.off_loop(imaging.b64encode, i.data) for i in images],
            "idempotency_key": body.get("idempotency_key"), "webhook_url": body.get("webhook_url"),
            "adjustments": list(req.adjustments), "upstream": {}, **(owner or {})}
     stored = await rt.jobs.create(job)
@@ -95,9 +96,19 @@ async def page(rt: Runtime, after: str | None, limit: int, order: str) -> dict[s
     if order not in ("asc", "desc"):
         raise invalid_request("'order' must be asc or desc.", "order")
     jobs, more = await rt.jobs.page(after, limit, order == "desc")
-    data = [public(j) for j in jobs]
+    data = [_listed(public(j)) for j in jobs]
     return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None, "has_more": more}
+
+
+def _listed(video: dict[str, Any]) -> dict[str, Any]:
+    """A list entry: bounded, so a page is bounded (PAGE_LIMIT_MAX entries of bounded size)."""
+    prompt = video.get("prompt")
+    if isinstance(prompt, str) and len(prompt) > LIST_PROMPT_CHARS:
+        video["prompt"] = prompt[:LIST_PROMPT_CHARS] + TRUNCATED_MARKER
+        video["metadata"]["prompt_truncated"] = True
+        video["metadata"]["prompt_chars"] = len(prompt)
+    return video
 
 
 async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:

@@ -8,6 +8,9 @@ Speed matters more than beauty: benchmarks hammer the simulator, so drawing is
 capped at ~1 MP (big outputs are drawn small and upscaled), backgrounds are
 cached per canvas, PNG uses ``compress_level=1`` and whole encoded results are
 kept in a small LRU keyed by everything that affects the bytes.
+
+``[sim:noise]`` in a prompt makes the image random pixels instead (same size and format), which no
+codec can shrink: what a benchmark needs to see realistic multi-megabyte outputs (1024x1024 PNG ~3 MB).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import hashlib
 import io
 import math
+import os
 import textwrap
 import threading
 from collections import OrderedDict
@@ -29,6 +33,7 @@ MIME_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "
 FORMAT_BY_MIME: dict[str, str] = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 
 MAX_DRAW_PIXELS = 1_048_576  # the drawing budget; larger outputs are upscaled
+NOISE_DIRECTIVE = "[sim:noise]"
 _PALETTES: tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...] = (
     ((32, 64, 160), (230, 120, 60)),
     ((20, 120, 90), (240, 220, 90)),
@@ -131,6 +136,11 @@ def render_uncached(
 ) -> bytes:
     """Render and encode one image; CPU-bound, so call it off the event loop."""
     fmt = normalize_format(fmt)
+    if NOISE_DIRECTIVE in prompt:
+        noise = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+        if transparent and fmt != "jpeg":
+            noise.putalpha(160)
+        return _encode(noise, fmt, quality)
     cw, ch = canvas_size(width, height)
     canvas = _background(cw, ch, _palette_for(prompt)).copy()
     _draw_caption(canvas, prompt, f"{width}x{height}")
