@@ -97,6 +97,9 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                     origin.check_host(request, rt.settings)
                     origin.check_origin(request, rt.settings)
                     await auth.authenticate(request, rt, name)
+                    caller = auth.caller_of(request)
+                    if caller.key is not None:
+                        ctx.key, ctx.team = caller.key.get("name"), caller.team
                 if admitted:
                     with request.app.state.admission.admit(request) as counted:
                         response = await handler(counted, rt)

@@ -18,7 +18,7 @@ from typing import Any
 
 FORMAT_ENV = "MEDIAGATE_LOG_FORMAT"
 FORMATS = ("json", "text")
-# the request fields a line may carry (null when not known); `key` and `team` stay null until keys exist
+# the request fields a line may carry (null when not known; `key` is a key's name, never its secret)
 FIELDS = ("request_id", "key", "team", "model", "provider", "endpoint", "status", "error_code", "latency_ms")
 
 
@@ -36,6 +36,8 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         out["model"] = out["model"] or ctx.model
         out["provider"] = out["provider"] or ctx.provider
         out["endpoint"] = out["endpoint"] or ctx.endpoint
+        out["key"] = out["key"] or ctx.key
+        out["team"] = out["team"] or ctx.team
     return out
 
 

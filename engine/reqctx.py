@@ -22,6 +22,8 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     model: str | None = None          # a catalog id, never the caller's raw string
     provider: str | None = None
+    key: str | None = None            # the gateway key's name (never its secret), once authenticated
+    team: str | None = None
     error_code: str | None = None
     cost: tuple[float, str] | None = None    # (amount, currency) of a priced success
     _waited_s: float = 0.0
