@@ -56,6 +56,7 @@ class Route:
     bodies: dict[str, Renderer] = field(default_factory=dict)  # provider operation -> route-merged json template
     op_models: dict[str, str] = field(default_factory=dict)    # model operation -> upstream model, where it differs
     output: dict[str, Any] | None = None                       # this route's own, narrower `output` (formats, compression)
+    prompt_chars: int | None = None                            # the longest prompt this route takes (limits.prompt_chars)
 
     def model_for(self, model_operation: str) -> str:
         return self.op_models.get(model_operation, self.upstream_model)
@@ -591,7 +592,8 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
                     return None
         routes.append(Route(prov, r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
                             {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
-                            r.get("pricing", spec.get("pricing")), op_names, bodies, op_models, r.get("output")))
+                            r.get("pricing", spec.get("pricing")), op_names, bodies, op_models, r.get("output"),
+                            r.get("limits", {}).get("prompt_chars")))
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
                   routes=routes, aliases=list(spec.get("aliases", [])))

@@ -177,7 +177,14 @@ class JobRunner:
         if resume.get("provider"):  # resuming: the job's own route first, so its upstream jobs are polled again
             routes = sorted(routes, key=lambda r: r.provider.id != resume["provider"])
         planned = req
+        if routes and not any(routing.takes_prompt(r, req.prompt) for r in routes):
+            err = routing.prompt_too_long(routes, req.prompt)
+            await self._finish_failed(job["id"], err.code or "string_above_max_length", err.message)
+            return
         for route in routes:
+            if not routing.takes_prompt(route, req.prompt):  # this provider takes shorter prompts: never sent
+                attempts.append(routing.skipped_for_prompt(route, "video", req.prompt))
+                continue
             req, own = carried.adapt(planned, route)  # this route's own adjustments (a fallback's too)
             started = time.monotonic()
             target = rt.target(route.provider, job.get("sandbox", False))

@@ -82,7 +82,10 @@ async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operatio
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
         carried.refuse_unsendable(model, forced, req)
-    routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
+    ordered = routing.order(model, forced, health=rt.health)
+    if ordered and not any(routing.takes_prompt(r, req.prompt) for r in ordered):
+        raise routing.prompt_too_long(ordered, req.prompt)
+    routes = [r for r in ordered if rt.target(r.provider, force_sandbox) is not None and routing.takes_prompt(r, req.prompt)]
     if not routes:
         raise errormap.exhausted([], [])
     route = routes[0]
@@ -128,7 +131,13 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
     errors: list[UpstreamError] = []
     planned = req
     charges = pricing.Charges()
-    for route in routing.order(model, forced, health=rt.health):
+    ordered = routing.order(model, forced, health=rt.health)
+    if ordered and not any(routing.takes_prompt(r, planned.prompt) for r in ordered):
+        raise routing.prompt_too_long(ordered, planned.prompt)
+    for route in ordered:
+        if not routing.takes_prompt(route, planned.prompt):  # this provider takes shorter prompts: never sent
+            attempts.append(routing.skipped_for_prompt(route, planned.operation, planned.prompt))
+            continue
         req, own = carried.adapt(planned, route)  # this route's own adjustments (a fallback's too)
         started = time.monotonic()
         cooling = rt.health.cooling(route.provider.id)

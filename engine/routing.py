@@ -17,7 +17,7 @@ from typing import Any
 
 from mediagate import errormap, metrics, pricing
 from mediagate.catalog import Model, Route
-from mediagate.errors import UpstreamError
+from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.health import Health
 from mediagate.upstream import Target
 
@@ -87,3 +87,21 @@ def attempt(route: Route, operation: str, started: float, error: UpstreamError |
         a["error"] = {"code": error.code, "message": error.message, "retryable": error.retryable,
                       **({"upstream_status": error.status} if error.status else {})}
     return a
+
+
+def takes_prompt(route: Route, prompt: str) -> bool:
+    """Whether the route's provider takes a prompt this long (its own `limits.prompt_chars`, where declared)."""
+    return route.prompt_chars is None or len(prompt) <= route.prompt_chars
+
+
+def skipped_for_prompt(route: Route, operation: str, prompt: str) -> dict[str, Any]:
+    """The attempt record of a route passed over because its provider takes shorter prompts (never sent)."""
+    return {"provider": route.provider.id, "upstream_model": route.model_for(operation), "outcome": "skipped",
+            "sent": False, "may_be_billed": False,
+            "reason": f"the prompt has {len(prompt)} characters; this route takes at most {route.prompt_chars}"}
+
+
+def prompt_too_long(routes: list[Route], prompt: str) -> GatewayError:
+    longest = max(r.prompt_chars or 0 for r in routes)
+    return invalid_request(f"'prompt' is too long for every provider of this model: {len(prompt)} characters, at most "
+                           f"{longest}.", "prompt", "string_above_max_length")

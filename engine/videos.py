@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from mediagate import imaging, inputs, jsonbody, safefetch
+from mediagate import imaging, inputs, jsonbody, routing, safefetch
 from mediagate.errors import invalid_request, not_found
 from mediagate.inputs import InputImage
 from mediagate.numbers import plain_text
@@ -62,6 +62,9 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
     model, forced, req = prepare(rt, body, "video")
     if model.kind != "video":
         raise invalid_request(f"Model '{model.id}' does not make videos.", "model", "unsupported_model")
+    candidates = [r for r in model.routes if forced is None or r.provider.id == forced]
+    if candidates and not any(routing.takes_prompt(r, req.prompt) for r in candidates):
+        raise routing.prompt_too_long(candidates, req.prompt)   # refused at create, not failed later
     images: tuple[InputImage, ...] = ()
     if input_reference is not None:
         loaded, _ = await inputs.load([input_reference], None, 1, rt.fetch_policy)

@@ -190,3 +190,42 @@ def test_route_output_may_not_widen_the_model() -> None:
     problems = dict(catalog_mod._semantic_problems(spec, cat.providers))
     assert "not among the model's output formats" in problems["$.routes[1].output.formats"]
     assert "no native compression" in problems["$.routes[0].output.compression"]
+
+
+# ------------------------------------------------------------------ route-level prompt limits
+
+def _route_limited_root(tmp_path: Path, limit: int) -> Path:
+    """imagen-4-fast with its first route (Vertex) taking at most `limit` prompt characters."""
+    import yaml
+    root = tmp_path / "specs"
+    (root / "models.d").mkdir(parents=True)
+    spec = yaml.safe_load((ROOT / "models.d" / "imagen-4-fast.yaml").read_text())
+    spec["routes"][0].setdefault("limits", {})["prompt_chars"] = limit
+    (root / "models.d" / "imagen-4-fast.yaml").write_text(yaml.safe_dump(spec))
+    return root
+
+
+def test_a_route_that_takes_shorter_prompts_is_skipped_never_sent(sim: Any, tmp_path: Path) -> None:
+    sim.reset()
+    root = _route_limited_root(tmp_path, 10)
+    with GatewayThread(sim.base_url, tmp_path, [ROOT, root]) as gw:
+        first = yaml_first_route(root)
+        r = httpx.post(gw.base_url + "/v1/images/generations", timeout=60,
+                       json={"model": "imagen-4-fast", "prompt": "a prompt longer than ten", "response_format": "b64_json"})
+        assert r.status_code == 200, r.text
+        attempts = r.json()["metadata"]["attempts"]
+        assert attempts[0]["provider"] == first and attempts[0]["outcome"] == "skipped" and attempts[0]["sent"] is False
+        assert r.json()["metadata"]["provider"] != first
+        assert not [q for q in sim.requests(first) if q["method"] == "POST"], "the skipped route was never called"
+        short = httpx.post(gw.base_url + "/v1/images/generations", timeout=60,
+                           json={"model": "imagen-4-fast", "prompt": "short", "response_format": "b64_json"})
+        assert short.json()["metadata"]["provider"] == first
+        forced = httpx.post(gw.base_url + "/v1/images/generations", timeout=60,
+                            json={"model": f"{first}/imagen-4-fast", "prompt": "a prompt longer than ten"})
+        assert forced.status_code == 400
+        assert (forced.json()["error"]["param"], forced.json()["error"]["code"]) == ("prompt", "string_above_max_length")
+
+
+def yaml_first_route(root: Path) -> str:
+    import yaml
+    return str(yaml.safe_load((root / "models.d" / "imagen-4-fast.yaml").read_text())["routes"][0]["provider"])
