@@ -7,13 +7,12 @@ implementation (mediagate.redisstate.RedisCounters) is the same interface for se
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Protocol
 
-from mediagate.jobstore import BUSY_TIMEOUT_MS
+from mediagate.jobstore import open_sqlite
 
 EXPIRED_ROWS_PER_SWEEP = 1000
 
@@ -25,10 +24,7 @@ class Counters(Protocol):
 
 class SqliteCounters:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, "
                          "reset_at REAL NOT NULL)")
         self._lock = threading.Lock()

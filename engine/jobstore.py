@@ -51,6 +51,16 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (done, next_at);
 _LEASE_COLUMNS = (("lease_owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0"))
 
 
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """One embedded store's connection: autocommit (transactions are explicit), WAL so readers never wait for a
+    writer, and a busy timeout so `serve --workers` processes queue for the write lock instead of failing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 class StoreUnavailable(GatewayError):
     """The shared store cannot be reached: 503 for requests that need it, retried by background loops."""
 
@@ -86,10 +96,7 @@ class JobStore(Protocol):
 
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite(path)
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self._tx():
             for stmt in _SCHEMA.split(";"):

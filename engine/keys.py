@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from mediagate.jobstore import BUSY_TIMEOUT_MS, StoreUnavailable
+from mediagate.jobstore import StoreUnavailable, open_sqlite
 
 KEY_CACHE_S = 1.0              # a verified (or revoked) key is trusted from memory at most this long
 SECRET_PREFIX = "mg-"
@@ -138,10 +138,7 @@ class SqliteKeyStore:
     """Keys in `keys.sqlite3` in the state directory, shared by `serve --workers` processes and the CLI."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
                          "hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)")
         self._lock = threading.Lock()
