@@ -1,4 +1,4 @@
-"""``python -m sandbox``: run the provider simulators standalone."""
+"""``python -m mediagate.sandbox``: run the provider simulators standalone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="mediagate provider simulators")
+    parser = argparse.ArgumentParser(prog="python -m mediagate.sandbox", description="mediagate provider simulators")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="base latency added to every request")
