@@ -96,15 +96,15 @@ async def _deliver(store: JobStore, secret: str, policy: safefetch.FetchPolicy, 
 
 
 async def _record(store: JobStore, delivery_id: str, attempts: int, ok: bool, doc: dict[str, Any]) -> None:
-    d = {"id": delivery_id, "url": doc.get("url")}
+    """Done, given up after the last scheduled retry, or due again at the next step of the schedule."""
     if ok:
-        await store.update_delivery(d["id"], time.time(), attempts, True, doc)
+        await store.update_delivery(delivery_id, time.time(), attempts, True, doc)
     elif attempts > len(RETRY_SCHEDULE_S):
-        log.warning("webhook %s to %s given up after %d attempts", d["id"], d["url"], attempts)
+        log.warning("webhook %s to %s given up after %d attempts", delivery_id, doc.get("url"), attempts)
         metrics.WEBHOOKS.labels("given_up").inc()
-        await store.update_delivery(d["id"], time.time(), attempts, True, doc | {"given_up": True})
+        await store.update_delivery(delivery_id, time.time(), attempts, True, doc | {"given_up": True})
     else:
-        await store.update_delivery(d["id"], time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)
+        await store.update_delivery(delivery_id, time.time() + RETRY_SCHEDULE_S[attempts - 1], attempts, False, doc)
 
 
 async def deliver_due(store: JobStore, secret: str, policy: safefetch.FetchPolicy) -> int:

@@ -7,7 +7,6 @@ Buckets are made with boto3 (moto's own dependency): obstore, like the object_st
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.servers import free_port as _free_port
 
 START_TIMEOUT_S = 30.0
 ACCESS_KEY = "test-access-key"
@@ -27,11 +27,6 @@ def moto_server_path() -> str | None:
     beside = Path(sys.executable).with_name("moto_server")
     return str(beside) if beside.exists() else shutil.which("moto_server")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MotoServer:

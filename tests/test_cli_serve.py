@@ -14,12 +14,8 @@ from typing import Iterator
 import httpx
 import openai
 import pytest
+from tests.servers import free_port as _free_port
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

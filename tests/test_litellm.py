@@ -6,7 +6,6 @@ import asyncio
 import base64
 import io
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from PIL import Image
 
 from tests.servers import GatewayThread
+from tests.servers import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_KEY = "sk-litellm-proxy-test-key"   # the proxy refuses to start without a master key
@@ -76,11 +76,6 @@ def test_image_edit_and_aimage_edit(gateway: GatewayThread) -> None:
     b64 = asyncio.run(run())
     assert b64 and size_of(b64) == (1200, 896)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
