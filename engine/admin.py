@@ -16,7 +16,7 @@ from mediagate.runtime import Runtime
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 CREATE_FIELDS = ("name", "team", "models", "endpoints", "rpm", "images_per_min", "video_seconds_per_min",
-                 "max_concurrent_jobs", "budget", "budget_period", "expires")
+                 "max_concurrent_jobs", "budget", "budget_period", "expires", "store_payloads")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate import auth, forms, origin, pipeline
+from mediagate import auth, forms, history, origin, pipeline
 from mediagate import endpoint as ep
 from mediagate.endpoint import endpoint
 from mediagate.runtime import Runtime
@@ -17,8 +17,10 @@ async def images_generations(request: Request, rt: Runtime) -> Response:
     sandbox = ep.sandbox_asked(request)
     if ep.dry_run(request):
         return ep.json_response(await pipeline.estimate(rt, body, sandbox))
+    history.note_body(body)
     await auth.admit(request, rt, body, "generate", sandbox=sandbox)
     result = await ep.unless_disconnected(request, pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox))
+    history.note_result(result.body)
     await auth.settle(request, rt, result.body["metadata"]["cost"])
     return ep.json_response(result.body, 200, result.headers)
 
@@ -34,8 +36,10 @@ async def images_edits(request: Request, rt: Runtime) -> Response:
     sandbox = ep.sandbox_asked(request)
     if ep.dry_run(request):
         return ep.json_response(await pipeline.estimate(rt, body, sandbox, "edit", images, mask))
+    history.note_body(body)
     await auth.admit(request, rt, body, "edit", images, mask, sandbox)
     work = pipeline.generate(rt, body, origin.base_url(request, rt.settings), sandbox, "edit", images, mask)
     result = await ep.unless_disconnected(request, work)
+    history.note_result(result.body)
     await auth.settle(request, rt, result.body["metadata"]["cost"])
     return ep.json_response(result.body, 200, result.headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate import auth, errors, forms, pipeline, videos
+from mediagate import auth, errors, forms, history, pipeline, videos
 from mediagate import endpoint as ep
 from mediagate.endpoint import endpoint
 from mediagate.errors import GatewayError
@@ -23,8 +23,12 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
         body, reference = forms.video_reference_json(await ep.read_json(request, rt.settings.max_body_bytes, multipart_ok=True))
     if ep.dry_run(request):
         return ep.json_response(await pipeline.estimate(rt, body, ep.sandbox_asked(request), "video"))
+    history.note_body(body)
     await auth.admit(request, rt, body, "video", sandbox=ep.sandbox_asked(request))
     status, video = await videos.create(rt, body, reference, ep.sandbox_asked(request), auth.job_fields(request))
+    history.note_result(video)
+    if status == 202:
+        history.note(video_id=video["id"])
     if status == 202:
         auth.job_kept(request)
     else:  # an existing job answered (idempotency key): nothing new to pay for
@@ -34,7 +38,7 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
 
 @endpoint("videos.get")
 async def videos_get(request: Request, rt: Runtime) -> Response:
-    return ep.json_response(videos.public(await videos.get(rt, request.path_params["video_id"])))
+    return ep.json_response(videos.public(await videos.get(rt, request.path_params["video_id"], auth.team_of(request))))
 
 
 @endpoint("videos.list")
@@ -44,17 +48,17 @@ async def videos_list(request: Request, rt: Runtime) -> Response:
         limit = int(q.get("limit", "20"))
     except ValueError:
         raise errors.invalid_request("'limit' must be a whole number.", "limit") from None
-    return ep.json_response(await videos.page(rt, q.get("after"), limit, q.get("order", "desc")))
+    return ep.json_response(await videos.page(rt, q.get("after"), limit, q.get("order", "desc"), auth.team_of(request)))
 
 
 @endpoint("videos.delete")
 async def videos_delete(request: Request, rt: Runtime) -> Response:
-    return ep.json_response(await videos.delete(rt, request.path_params["video_id"]))
+    return ep.json_response(await videos.delete(rt, request.path_params["video_id"], auth.team_of(request)))
 
 
 @endpoint("videos.content")
 async def videos_content(request: Request, rt: Runtime) -> Response:
-    job = await videos.get(rt, request.path_params["video_id"])
+    job = await videos.get(rt, request.path_params["video_id"], auth.team_of(request))
     variant = request.query_params.get("variant", "video")
     if variant != "video":
         raise errors.invalid_request(f"variant '{variant[:40]}' is not available; this gateway serves the video itself.",

@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from mediagate import (admin, admission, allocator, api_chat, api_images, api_models, api_ops, api_videos, auth, jobstore,
-                       origin, reload, videos, webhooks)
+from mediagate import (admin, admission, allocator, api_chat, api_history, api_images, api_models, api_ops, api_videos, auth,
+                       history, jobstore, origin, reload, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.endpoint import endpoint, method_not_allowed, not_found
@@ -64,7 +64,12 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
                 log.warning("%s", sandbox_notice(settings, catalog, runtime.sandbox_url))
         stores = open_stores(settings)
         runtime.stores, runtime.jobs, runtime.counters, runtime.health = stores, stores.jobs, stores.counters, stores.health
-        runtime.job_finished = auth.job_finished
+        runtime.history = history.Recorder(stores.history)
+
+        async def job_finished(rt: Runtime, job: dict[str, Any]) -> None:
+            runtime.history.job_ended(job)   # queued first: a failed charge must not lose the record's outcome
+            await auth.job_finished(rt, job)
+        runtime.job_finished = job_finished
         runtime.runner = JobRunner(runtime)
         runtime.webhook_secret = settings.webhook_secret or _stored_secret(settings.state_dir / "webhook_secret")
         webhooks.check_secret(runtime.webhook_secret)
@@ -77,7 +82,9 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             log.warning("resumed %d unfinished video job(s)", resumed)
         tasks = [asyncio.create_task(runtime.media.sweeper()), asyncio.create_task(runtime.videos_media.sweeper()),
                  asyncio.create_task(webhooks.run(runtime.jobs, runtime.webhook_secret, runtime.fetch_policy)),
-                 asyncio.create_task(runtime.runner.run_forever()), asyncio.create_task(allocator.trimmer())]
+                 asyncio.create_task(runtime.runner.run_forever()), asyncio.create_task(allocator.trimmer()),
+                 asyncio.create_task(runtime.history.run()),
+                 asyncio.create_task(runtime.history.sweeper(settings.request_retention_days))]
         if hasattr(runtime.health, "sync"):
             tasks.append(asyncio.create_task(runtime.health.sync()))
         if settings.reload_interval_s > 0:
@@ -87,6 +94,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         try:
             yield
         finally:
+            await runtime.history.flush()  # records still queued are written (bounded) before the writer stops
             for task in tasks:
                 task.cancel()
             await runtime.runner.stop()  # leases handed back: another instance or the next start resumes them
@@ -109,6 +117,10 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(prefix + "/videos/{video_id}", api_videos.videos_delete, methods=["DELETE"]),
             Route(prefix + "/videos/{video_id}/content", api_videos.videos_content, methods=["GET"]),
             Route(f"{prefix}/models", api_models.list_models, methods=["GET"]),
+            Route(f"{prefix}/usage", api_history.usage, methods=["GET"]),
+            Route(f"{prefix}/requests", api_history.requests_list, methods=["GET"]),
+            Route(prefix + "/requests/{request_id}", api_history.requests_get, methods=["GET"]),
+            Route(prefix + "/requests/{request_id}/payloads", api_history.requests_delete_payloads, methods=["DELETE"]),
             Route(prefix + "/models/{model_id:path}", api_models.get_model, methods=["GET"]),
         ]
     routes += admin.routes(endpoint)

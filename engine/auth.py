@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from mediagate import keys, pricing
+from mediagate import keys, metrics, pricing, reqctx
 from mediagate.errors import GatewayError, invalid_api_key
 from mediagate.runtime import Runtime
 
@@ -26,6 +26,10 @@ AUTH_FAILURES_PER_MIN = 20          # wrong keys from one client address before 
 JOB_SLOT_WINDOW_S = 7 * 86400       # a concurrent-job slot never outlives this, even if its release was lost
 BUDGET_SLACK_S = 3600.0             # a period's spend counter is kept this long after the period ends
 HEADER_WHITESPACE = " \t"           # HTTP's optional whitespace (RFC 9110 OWS): the one rule for every header form
+DEFAULT_TEAM = "default"            # the team of MEDIAGATE_API_KEYS keys, of keys made without one, and of an open gateway
+# the `reason` label of mediagate_refusals_total: a fixed set, never a caller's value
+REFUSAL_REASONS = ("auth_throttle", "endpoint_not_allowed", "model_not_allowed", "rpm", "images_per_min",
+                   "video_seconds_per_min", "concurrent_jobs", "budget")
 
 
 @dataclass
@@ -53,6 +57,10 @@ def _equal_any(token: str, secrets: frozenset[str]) -> bool:
     return found
 
 
+def refused(reason: str) -> None:
+    metrics.REFUSALS.labels(reason).inc()
+
+
 def rate_limited(message: str, limit: int, count: int, reset_s: float) -> GatewayError:
     reset = str(max(1, math.ceil(reset_s)))
     return GatewayError(429, message, "rate_limit_error", "rate_limit_exceeded", None,
@@ -77,6 +85,7 @@ async def authenticate(request: Request, rt: Runtime, endpoint: str) -> Caller:
         return caller   # no keys anywhere: an open gateway, as before keys existed
     failures = f"authfail:{_client(request)}"
     if await rt.counters.peek(failures) >= AUTH_FAILURES_PER_MIN:
+        refused("auth_throttle")
         raise rate_limited("Too many requests with a wrong API key from this address; wait before trying again.",
                            AUTH_FAILURES_PER_MIN, AUTH_FAILURES_PER_MIN, MINUTE_S)
     token = presented(request)
@@ -88,6 +97,7 @@ async def authenticate(request: Request, rt: Runtime, endpoint: str) -> Caller:
         raise invalid_api_key()
     caller.key, caller.team = doc, doc.get("team")
     if not keys.allowed(doc.get("endpoints") or [], endpoint):
+        refused("endpoint_not_allowed")
         raise forbidden(f"This API key may not call {endpoint}.")
     rpm = doc.get("limits", {}).get("rpm")
     if rpm:
@@ -95,6 +105,7 @@ async def authenticate(request: Request, rt: Runtime, endpoint: str) -> Caller:
         caller.rate_headers = {"X-RateLimit-Limit": str(rpm), "X-RateLimit-Remaining": str(max(0, rpm - count)),
                                "X-RateLimit-Reset": str(max(1, math.ceil(reset)))}
         if count > rpm:
+            refused("rpm")
             raise rate_limited(f"This API key is limited to {rpm} requests per minute.", rpm, count, reset)
     return caller
 
@@ -103,11 +114,17 @@ def caller_of(request: Request) -> Caller:
     return getattr(request.state, "caller", None) or Caller()
 
 
-async def _take(rt: Runtime, counter: str, amount: int, limit: int, window_s: float, what: str) -> None:
+def team_of(request: Request) -> str:
+    """The team that owns what this request creates and may see (videos, idempotency keys, history)."""
+    return caller_of(request).team or DEFAULT_TEAM
+
+
+async def _take(rt: Runtime, counter: str, amount: int, limit: int, window_s: float, what: str, reason: str) -> None:
     """Add `amount` to a window, or refuse (429) and give it back when that would cross `limit`."""
     count, reset = await rt.counters.hit(counter, amount, window_s)
     if count > limit:
         await rt.counters.hit(counter, -amount, window_s)
+        refused(reason)
         raise rate_limited(f"This API key is limited to {limit} {what}.", limit, count - amount, reset)
 
 
@@ -128,20 +145,24 @@ async def admit(request: Request, rt: Runtime, body: Any, operation: str, images
     except (GatewayError, TypeError):
         return  # the handler answers the unknown model itself
     if not keys.allowed(doc.get("models") or [], model.id):
+        refused("model_not_allowed")
         raise forbidden(f"This API key may not use the model '{model.id}'.")
     limits = doc.get("limits", {})
     n = _whole(body.get("n"), 1)
     if operation in ("generate", "edit") and limits.get("images_per_min"):
-        await _take(rt, f"images:{doc['id']}", n, limits["images_per_min"], MINUTE_S, "images per minute")
+        await _take(rt, f"images:{doc['id']}", n, limits["images_per_min"], MINUTE_S, "images per minute",
+                    "images_per_min")
     if operation == "video" and limits.get("video_seconds_per_min"):
         try:
             _, _, req = pipeline.prepare(rt, body, "video")
             seconds = math.ceil((req.seconds or 0) * (req.n or 1))
         except GatewayError:
             seconds = 0  # the handler refuses the body itself
-        await _take(rt, f"vsec:{doc['id']}", seconds, limits["video_seconds_per_min"], MINUTE_S, "seconds of video per minute")
+        await _take(rt, f"vsec:{doc['id']}", seconds, limits["video_seconds_per_min"], MINUTE_S,
+                    "seconds of video per minute", "video_seconds_per_min")
     if operation == "video" and limits.get("max_concurrent_jobs"):
-        await _take(rt, f"jobs:{doc['id']}", 1, limits["max_concurrent_jobs"], JOB_SLOT_WINDOW_S, "video jobs at once")
+        await _take(rt, f"jobs:{doc['id']}", 1, limits["max_concurrent_jobs"], JOB_SLOT_WINDOW_S, "video jobs at once",
+                    "concurrent_jobs")
         request.state.job_slot = True
     budget = doc.get("budget_micros")
     if budget is None:
@@ -156,6 +177,7 @@ async def admit(request: Request, rt: Runtime, body: Any, operation: str, images
     spent, _ = await rt.counters.hit(counter, micros, window)
     if spent > budget:
         await rt.counters.hit(counter, -micros, window)
+        refused("budget")
         raise GatewayError(402, f"This request (estimated ${micros / pricing.MICROS:.6f}) would cross the API key's "
                            f"{doc.get('budget_period')} budget of ${budget / pricing.MICROS:.2f} "
                            f"(${(spent - micros) / pricing.MICROS:.6f} spent).", "insufficient_quota", "insufficient_quota")
@@ -197,11 +219,16 @@ async def release(request: Request, rt: Runtime, cost_usd: Any = 0) -> None:
 
 
 def job_fields(request: Request) -> dict[str, Any]:
-    """What a video job carries so its finish can be charged to the key (the reservation moves to the job)."""
+    """What a video job carries: its team (who may see it), the request record its finish completes, and for a
+    stored key what its finish is charged to (the reservation moves to the job)."""
     caller = caller_of(request)
+    ctx = reqctx.current()
+    out: dict[str, Any] = {"team": team_of(request)}
+    if ctx is not None and "record_id" in ctx.details:
+        out["request_record"] = ctx.details["record_id"]
     if caller.key is None:
-        return {}
-    out: dict[str, Any] = {"key_id": caller.key["id"], "team": caller.team}
+        return out
+    out.update(key_id=caller.key["id"], key_name=caller.key.get("name"))
     if caller.reserved is not None:
         counter, micros, window = caller.reserved
         out["billing"] = {"counter": counter, "reserved_micros": micros, "window_s": window}
@@ -239,6 +266,7 @@ async def check_admin(request: Request, rt: Runtime) -> None:
                            "invalid_api_key")
     failures = f"authfail:{_client(request)}"
     if await rt.counters.peek(failures) >= AUTH_FAILURES_PER_MIN:
+        refused("auth_throttle")
         raise rate_limited("Too many requests with a wrong key from this address; wait before trying again.",
                            AUTH_FAILURES_PER_MIN, AUTH_FAILURES_PER_MIN, MINUTE_S)
     token = presented(request)

@@ -18,6 +18,8 @@ DEFAULT_MEDIA_MAX_BYTES = 2 * 1024 ** 3    # the local media directory (url medi
 DEFAULT_REQUEST_TIMEOUT_S = 600.0          # whole request, all routes and fan-out included
 DEFAULT_JOB_LEASE_S = 10.0                 # a dead instance's video jobs are taken over within this
 MAX_JOB_LEASE_S = 15.0
+DEFAULT_REQUEST_RETENTION_DAYS = 30       # request history records are kept this long (usage sums longer)
+MAX_REQUEST_RETENTION_DAYS = 3650
 BODY_IDLE_TIMEOUT_S = 30.0                 # a request body that stops arriving this long ends the request (408)
 
 
@@ -54,6 +56,7 @@ class Settings:
     key_hash_secret: str | None = None         # pepper of the stored key hashes; default: made once and kept
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     max_inflight_upload_bytes: int = DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+    request_retention_days: int = DEFAULT_REQUEST_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -93,6 +96,9 @@ class Settings:
         s.max_inflight_upload_bytes = int(env.get("MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES", s.max_inflight_upload_bytes))
         if s.max_concurrent_requests < 1 or s.max_inflight_upload_bytes < 1:
             raise ValueError("MEDIAGATE_MAX_CONCURRENT_REQUESTS and MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES must be positive")
+        s.request_retention_days = int(env.get("MEDIAGATE_REQUEST_RETENTION_DAYS", s.request_retention_days))
+        if not 1 <= s.request_retention_days <= MAX_REQUEST_RETENTION_DAYS:
+            raise ValueError(f"MEDIAGATE_REQUEST_RETENTION_DAYS must be between 1 and {MAX_REQUEST_RETENTION_DAYS}")
         return s
 
 

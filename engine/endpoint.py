@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from mediagate import auth, errors, jsonbody, metrics, origin, reqctx, textcheck
+from mediagate import auth, errors, history, jsonbody, metrics, origin, reqctx, textcheck
 from mediagate.errors import GatewayError
 from mediagate.media import Opened
 from mediagate.runtime import Runtime
@@ -92,6 +92,8 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
             incoming = request.headers.get(REQUEST_ID_HEADER, "")
             request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
             ctx = reqctx.begin(request_id, name)
+            # the history record's id: ours, never a caller's (a caller's id may repeat, or name another team's)
+            ctx.details["record_id"] = request_id if request_id != incoming else f"req_{uuid.uuid4().hex}"
             try:
                 if authenticated:
                     origin.check_host(request, rt.settings)
@@ -100,6 +102,7 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                     caller = auth.caller_of(request)
                     if caller.key is not None:
                         ctx.key, ctx.team = caller.key.get("name"), caller.team
+                    history.authenticated(caller.team, caller.key)
                 if admitted:
                     with request.app.state.admission.admit(request) as counted:
                         response = await handler(counted, rt)
@@ -120,9 +123,9 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                 response = error_response(errors.internal(), request_id)
             response.headers[REQUEST_ID_HEADER] = request_id
             if isinstance(response, StreamingResponse):
-                response.body_iterator = _to_last_byte(response.body_iterator, lambda: _finished(ctx, response))
+                response.body_iterator = _to_last_byte(response.body_iterator, lambda: _finished(ctx, response, rt, request))
             else:
-                _finished(ctx, response)
+                _finished(ctx, response, rt, request)
             return response
         return run
     return wrap
@@ -134,8 +137,8 @@ async def _to_last_byte(body: AsyncIterator[Any], done: Callable[[], None]) -> A
     finally:
         done()
 
-def _finished(ctx: reqctx.RequestContext, response: Response) -> None:
-    """Count, time and log one answered request (from its start to now)."""
+def _finished(ctx: reqctx.RequestContext, response: Response, rt: Runtime, request: Request) -> None:
+    """Count, time, log and record (mediagate.history) one answered request (from its start to now)."""
     elapsed = time.monotonic() - ctx.started
     provider = response.headers.get("x-mediagate-provider") or ctx.provider
     model = ctx.model if ctx.model is not None else response.headers.get("x-mediagate-model")
@@ -143,10 +146,12 @@ def _finished(ctx: reqctx.RequestContext, response: Response) -> None:
     metrics.observe(ctx.endpoint, model, provider, metrics.outcome(status, ctx.error_code), elapsed, ctx.upstream_s())
     billed = response.headers.get("x-mediagate-cost")  # a chat's cost, or what a failure may have cost
     if ctx.cost is not None:
-        metrics.cost(model, provider, *ctx.cost)
+        metrics.cost(model, provider, *ctx.cost, team=ctx.team)
     elif billed is not None:
         with contextlib.suppress(ValueError):
-            metrics.cost(model, provider, float(billed), response.headers.get("x-mediagate-cost-currency", "USD"))
+            metrics.cost(model, provider, float(billed), response.headers.get("x-mediagate-cost-currency", "USD"), ctx.team)
+    if rt.history is not None:
+        rt.history.record(request, ctx, response, model, provider)
     log.info("request", extra={"endpoint": ctx.endpoint, "model": model, "provider": provider, "status": status,
                                "error_code": ctx.error_code, "latency_ms": round(elapsed * 1000, 1)})
 

@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (done, next_at);
 """
-_LEASE_COLUMNS = (("lease_owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0"))
+# columns added after the first release: a store written before them gets them at open
+_ADDED_COLUMNS = (("lease_owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0"),
+                  ("team", "TEXT NOT NULL DEFAULT 'default'"))
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -80,7 +82,8 @@ class JobStore(Protocol):
     async def update(self, job_id: str, owner: str | None = None, **fields: Any) -> dict[str, Any] | None: ...
     async def mutate(self, job_id: str, fn: Callable[[dict[str, Any]], dict[str, Any]],
                      owner: str | None = None) -> dict[str, Any] | None: ...
-    async def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[dict[str, Any]], bool]: ...
+    async def page(self, after: str | None, limit: int, descending: bool,
+                   team: str | None = None) -> tuple[list[dict[str, Any]], bool]: ...
     async def claimable(self, now: float, limit: int) -> list[str]: ...
     async def claim(self, job_id: str, owner: str, ttl_s: float) -> bool: ...
     async def renew(self, job_id: str, owner: str, ttl_s: float) -> bool: ...
@@ -103,9 +106,10 @@ class SqliteJobStore:
                 if stmt.strip():
                     self._db.execute(stmt)
             have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
-            for name, kind in _LEASE_COLUMNS:  # a store written before leases existed
+            for name, kind in _ADDED_COLUMNS:
                 if name not in have:
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_team_created ON jobs (team, created_at, id)")
         self._lock = threading.Lock()
 
     class _Tx:
@@ -148,8 +152,9 @@ class SqliteJobStore:
         """Insert, or return the job already holding this idempotency key (a race-free check)."""
         try:
             # ordered by creation to the nanosecond: a page never shuffles jobs made within one second
-            await self._q("INSERT INTO jobs (id, created_at, status, idempotency_key, doc) VALUES (?, ?, ?, ?, ?)",
-                          job["id"], time.time_ns(), job["status"], job.get("idempotency_key"), json.dumps(job))
+            await self._q("INSERT INTO jobs (id, created_at, status, idempotency_key, team, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                          job["id"], time.time_ns(), job["status"], job.get("idempotency_key"), job.get("team") or "default",
+                          json.dumps(job))
         except sqlite3.IntegrityError:
             existing = await self.by_idempotency_key(job["idempotency_key"])
             if existing is None:
@@ -185,17 +190,21 @@ class SqliteJobStore:
                 return doc
         return await asyncio.to_thread(apply)
 
-    async def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[dict[str, Any]], bool]:
+    async def page(self, after: str | None, limit: int, descending: bool,
+                   team: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """One page of jobs in creation order; `team`: that team's only (None: every team's)."""
         order = "DESC" if descending else "ASC"
         cmp = "<" if descending else ">"
+        mine, args = ("team = ? AND ", (team,)) if team is not None else ("", ())
         if after:
-            anchor = await self._q("SELECT created_at, id FROM jobs WHERE id = ?", after)
+            anchor = await self._q(f"SELECT created_at, id FROM jobs WHERE {mine}id = ?", *args, after)
             if not anchor:
                 return [], False
-            rows = await self._q(f"SELECT doc FROM jobs WHERE deleted = 0 AND (created_at, id) {cmp} (?, ?) "
-                                 f"ORDER BY created_at {order}, id {order} LIMIT ?", anchor[0][0], anchor[0][1], limit + 1)
+            rows = await self._q(f"SELECT doc FROM jobs WHERE {mine}deleted = 0 AND (created_at, id) {cmp} (?, ?) "
+                                 f"ORDER BY created_at {order}, id {order} LIMIT ?", *args, anchor[0][0], anchor[0][1], limit + 1)
         else:
-            rows = await self._q(f"SELECT doc FROM jobs WHERE deleted = 0 ORDER BY created_at {order}, id {order} LIMIT ?", limit + 1)
+            rows = await self._q(f"SELECT doc FROM jobs WHERE {mine}deleted = 0 ORDER BY created_at {order}, id {order} "
+                                 "LIMIT ?", *args, limit + 1)
         docs = [json.loads(r[0]) for r in rows]
         return docs[:limit], len(docs) > limit
 

@@ -77,7 +77,7 @@ def parse_expiry(value: str | None) -> float | None:
 def new_doc(name: str, *, team: str | None = None, models: list[str] | None = None, endpoints: list[str] | None = None,
             rpm: int | None = None, images_per_min: int | None = None, video_seconds_per_min: int | None = None,
             max_concurrent_jobs: int | None = None, budget: float | None = None, budget_period: str | None = None,
-            expires: str | None = None) -> tuple[dict[str, Any], str]:
+            expires: str | None = None, store_payloads: bool = False) -> tuple[dict[str, Any], str]:
     """A validated key document and its secret (ValueError names the bad field)."""
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise ValueError("name: 1 to 100 characters")
@@ -99,11 +99,14 @@ def new_doc(name: str, *, team: str | None = None, models: list[str] | None = No
             raise ValueError(f"{field_name}: a list of non-empty patterns")
     if team is not None and (not isinstance(team, str) or not team or len(team) > 100):
         raise ValueError("team: 1 to 100 characters")
+    if not isinstance(store_payloads, bool):
+        raise ValueError("store_payloads: true or false")
     secret = new_secret()
     doc = {"id": "key_" + secrets.token_hex(8), "name": name.strip(), "team": team or "default", "prefix": secret[:DISPLAY_PREFIX_CHARS],
            "models": models or [], "endpoints": endpoints or [], "limits": {k: v for k, v in limits.items() if v is not None},
            "budget_micros": None if budget is None else round(budget * 1_000_000), "budget_period": budget_period,
-           "expires_at": parse_expiry(expires), "created_at": int(time.time()), "revoked_at": None}
+           "expires_at": parse_expiry(expires), "created_at": int(time.time()), "revoked_at": None,
+           "store_payloads": store_payloads}   # its requests' prompts and outputs kept in the request history
     return doc, secret
 
 

@@ -31,6 +31,8 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--budget", type=float, metavar="USD", help="spend allowed per budget period")
     c.add_argument("--budget-period", choices=keys.PERIODS, help="day or month (UTC; default month)")
     c.add_argument("--expires", metavar="ISO8601", help="when the key stops working (UTC unless a zone is given)")
+    c.add_argument("--store-payloads", action="store_true",
+                   help="keep this key's prompts and outputs in the request history (GET /v1/requests/{id})")
     c.add_argument("--json", action="store_true", help="print the key as JSON before the secret")
     c.set_defaults(fn=cmd_create)
     lst = ks.add_parser("list", help="every key: id, name, team, prefix, state")
@@ -76,7 +78,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                 name=args.name, team=args.team, models=args.models, endpoints=args.endpoints, rpm=args.rpm,
                 images_per_min=args.images_per_min, video_seconds_per_min=args.video_seconds_per_min,
                 max_concurrent_jobs=args.max_concurrent_jobs, budget=args.budget, budget_period=args.budget_period,
-                expires=args.expires)
+                expires=args.expires, store_payloads=args.store_payloads)
         except ValueError as exc:
             print(f"mediagate keys create: {exc}", file=sys.stderr)
             return 2

@@ -51,6 +51,11 @@ DELIVERIES = Counter("mediagate_image_deliveries", "Images delivered, by what th
                      ("source", "delivered"), registry=REGISTRY)
 COST = Counter("mediagate_cost", "Priced cost of answered requests and completed video jobs (failures: what may be billed).",
                ("model", "provider", "team", "currency"), registry=REGISTRY)
+# why a key's request was refused before anything was sent: a fixed set (auth.REFUSAL_REASONS)
+REFUSALS = Counter("mediagate_refusals", "Requests refused by a key's limits, budget or scopes, or the wrong-key throttle.",
+                   ("reason",), registry=REGISTRY)
+HISTORY_DROPPED = Counter("mediagate_history_dropped", "Request records not written (queue full or store unavailable).",
+                          registry=REGISTRY)
 WEBHOOKS = Counter("mediagate_webhook_deliveries", "Webhook delivery tries, by outcome.", ("outcome",), registry=REGISTRY)
 
 

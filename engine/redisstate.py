@@ -2,7 +2,7 @@
 instance sees, so any instance answers any request.
 
 Layout (prefix `mg:`): `job:{id}` the job document (JSON), `jobs:created` a sorted set for listing,
-`jobs:unfinished` the set the schedulers scan, `lease:{id}` the owner of a running job (expires unless
+`jobs:team:{team}` the same per team (what `GET /videos` lists), `jobs:unfinished` the set the schedulers scan, `lease:{id}` the owner of a running job (expires unless
 renewed), `idem:{key}` idempotency keys, `delivery:{id}` + `deliveries:due` the webhook outbox,
 `health:*` provider cooldowns, `count:*` fixed-window counters. Multi-key steps are Lua scripts or
 WATCH/MULTI transactions, so they are atomic across instances. Every call that cannot reach Redis
@@ -58,6 +58,7 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 return ARGV[1]
 """
 _CLAIM = """
@@ -87,6 +88,10 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if v == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return {v, redis.call('PTTL', KEYS[1])}
 """
+
+
+def _team_jobs(team: str) -> str:
+    return f"{P}jobs:team:{team}"
 
 
 class RedisJobStore:
@@ -126,7 +131,8 @@ class RedisJobStore:
     @_available
     async def create(self, job: dict[str, Any]) -> dict[str, Any]:
         key = job.get("idempotency_key") or ""
-        winner = await self._create(keys=[f"{P}idem:{key}", f"{P}job:{job['id']}", f"{P}jobs:created", f"{P}jobs:unfinished"],
+        winner = await self._create(keys=[f"{P}idem:{key}", f"{P}job:{job['id']}", f"{P}jobs:created", f"{P}jobs:unfinished",
+                                          _team_jobs(job.get("team") or "default")],
                                     args=[job["id"], json.dumps(job), time.time_ns() // 1000, key, f"{P}job:"])
         if winner != job["id"]:
             existing = await self.get(winner)
@@ -173,8 +179,10 @@ class RedisJobStore:
         raise StoreUnavailable("The gateway's shared store (Redis, under contention)")
 
     @_available
-    async def page(self, after: str | None, limit: int, descending: bool) -> tuple[list[dict[str, Any]], bool]:
-        zkey = f"{P}jobs:created"
+    async def page(self, after: str | None, limit: int, descending: bool,
+                   team: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """One page of jobs in creation order; `team`: from that team's own sorted set (None: every team's)."""
+        zkey = _team_jobs(team) if team is not None else f"{P}jobs:created"
         start = 0
         if after:
             rank = await (self.r.zrevrank(zkey, after) if descending else self.r.zrank(zkey, after))
@@ -215,6 +223,7 @@ class RedisJobStore:
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.delete(f"{P}job:{job_id}", f"{P}lease:{job_id}")
             pipe.zrem(f"{P}jobs:created", job_id)
+            pipe.zrem(_team_jobs(doc.get("team") or "default"), job_id)
             pipe.srem(f"{P}jobs:unfinished", job_id)
             if doc.get("idempotency_key"):  # released with the job: the same key may start a new one
                 pipe.delete(f"{P}idem:{doc['idempotency_key']}")

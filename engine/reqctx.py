@@ -12,7 +12,7 @@ import contextlib
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @dataclass
@@ -26,6 +26,7 @@ class RequestContext:
     team: str | None = None
     error_code: str | None = None
     cost: tuple[float, str] | None = None    # (amount, currency) of a priced success
+    details: dict[str, Any] = field(default_factory=dict)   # what the request history records (mediagate.history)
     _waited_s: float = 0.0
     _open: int = 0                    # upstream waits in flight (concurrent batches overlap: time is counted once)
     _since: float = 0.0

@@ -32,6 +32,7 @@ class Runtime:
     runner: Any = None                      # mediagate.jobrunner.JobRunner: this process's video jobs
     videos_media: Any = None                # mediagate.media.MediaStore for finished videos
     webhook_secret: str = ""
+    history: Any = None                     # mediagate.history.Recorder: request records, written off the hot path
     job_finished: Any = None                # async (rt, job doc): a video job ended; charge it (mediagate.auth)
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight

@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable
 from mediagate.config import Settings
 from mediagate.counters import Counters, SqliteCounters
 from mediagate.health import Health
+from mediagate.history import DAY_S, HistoryStore, SqliteHistory
 from mediagate.jobstore import JobStore, SqliteJobStore
 from mediagate.keyfile import stored_secret
 from mediagate.keys import KeyRing, SqliteKeyStore
@@ -22,6 +23,7 @@ class Stores:
     counters: Counters
     health: Health
     keys: KeyRing
+    history: HistoryStore
     closers: tuple[Any, ...] = ()
 
     async def close(self) -> None:
@@ -36,14 +38,18 @@ def open_stores(settings: Settings) -> Stores:
         jobs = redisstate.RedisJobStore(client)
         key_store = redisstate.RedisKeyStore(client)
         keys = KeyRing(key_store, _pepper(settings, key_store.pepper))
-        return Stores("redis", jobs, redisstate.RedisCounters(client), redisstate.SharedHealth(client), keys, (jobs,))
+        from mediagate.history_redis import RedisHistory
+        history = RedisHistory(client, settings.request_retention_days * DAY_S)
+        return Stores("redis", jobs, redisstate.RedisCounters(client), redisstate.SharedHealth(client), keys, history, (jobs,))
     jobs_db = SqliteJobStore(settings.state_dir / "jobs.sqlite3")
     counters = SqliteCounters(settings.state_dir / "counters.sqlite3")
     key_db = SqliteKeyStore(settings.state_dir / "keys.sqlite3")
+    history_db = SqliteHistory(settings.state_dir / "history.sqlite3")
 
     async def kept() -> str:
         return stored_secret(settings.state_dir / "key_hash_secret")
-    return Stores("sqlite", jobs_db, counters, Health(), KeyRing(key_db, _pepper(settings, kept)), (jobs_db, counters, key_db))
+    return Stores("sqlite", jobs_db, counters, Health(), KeyRing(key_db, _pepper(settings, kept)), history_db,
+                  (jobs_db, counters, key_db, history_db))
 
 
 def _pepper(settings: Settings, otherwise: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:

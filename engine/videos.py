@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from mediagate import imaging, inputs, jsonbody, routing, safefetch
+from mediagate.auth import DEFAULT_TEAM
 from mediagate.errors import invalid_request, not_found
 from mediagate.inputs import InputImage
 from mediagate.numbers import plain_text
@@ -52,11 +53,22 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
                          "outputs": len(job.get("outputs", []))}}
 
 
+def idempotency_scope(team: str, key: str) -> str:
+    """An idempotency key as stored: scoped by team (the same key from two teams is two jobs). The team's
+    length leads, so no team name and key can spell another pair's scope."""
+    return f"{len(team)}:{team}:{key}"
+
+
 async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bool,
                  owner: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    """`owner`: the key's fields the job carries (key id, team, its budget reservation and job slot)."""
+    """`owner`: what the job carries about its caller (team, request record; a stored key's id, budget
+    reservation and job slot)."""
+    owner = owner or {}
+    team = owner.get("team") or DEFAULT_TEAM
+    idem = None
     if isinstance(body, dict) and isinstance(body.get("idempotency_key"), str):
-        existing = await rt.jobs.by_idempotency_key(body["idempotency_key"])
+        idem = idempotency_scope(team, body["idempotency_key"])
+        existing = await rt.jobs.by_idempotency_key(idem)
         if existing is not None:
             return 200, public(existing)
     model, forced, req = prepare(rt, body, "video")
@@ -77,8 +89,8 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
            "created_at": now, "prompt": req.prompt, "seconds": plain_text(req.seconds), "size": req.shape.size,
            "n": req.n, "forced": forced, "sandbox": force_sandbox, "request": dict(req.body),
            "input_reference": [await jsonbody.off_loop(imaging.b64encode, i.data) for i in images],
-           "idempotency_key": body.get("idempotency_key"), "webhook_url": body.get("webhook_url"),
-           "adjustments": list(req.adjustments), "upstream": {}, **(owner or {})}
+           "idempotency_key": idem, "webhook_url": body.get("webhook_url"),
+           "adjustments": list(req.adjustments), "upstream": {}, **owner, "team": team}
     stored = await rt.jobs.create(job)
     if stored["id"] != job["id"]:  # the same idempotency key won a race
         return 200, public(stored)
@@ -86,19 +98,20 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
     return 202, public(job)
 
 
-async def get(rt: Runtime, job_id: str) -> dict[str, Any]:
+async def get(rt: Runtime, job_id: str, team: str) -> dict[str, Any]:
+    """The job, if it is `team`'s: another team's video is a 404, exactly like one that does not exist."""
     job = await rt.jobs.get(job_id)
-    if job is None:
+    if job is None or (job.get("team") or DEFAULT_TEAM) != team:
         raise not_found(f"No video with id '{job_id[:100]}'.")
     return job
 
 
-async def page(rt: Runtime, after: str | None, limit: int, order: str) -> dict[str, Any]:
+async def page(rt: Runtime, after: str | None, limit: int, order: str, team: str) -> dict[str, Any]:
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise invalid_request(f"'limit' must be between 1 and {PAGE_LIMIT_MAX}.", "limit")
     if order not in ("asc", "desc"):
         raise invalid_request("'order' must be asc or desc.", "order")
-    jobs, more = await rt.jobs.page(after, limit, order == "desc")
+    jobs, more = await rt.jobs.page(after, limit, order == "desc", team)
     data = [_listed(public(j)) for j in jobs]
     return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None, "has_more": more}
@@ -114,12 +127,12 @@ def _listed(video: dict[str, Any]) -> dict[str, Any]:
     return video
 
 
-async def delete(rt: Runtime, job_id: str) -> dict[str, Any]:
+async def delete(rt: Runtime, job_id: str, team: str) -> dict[str, Any]:
     """Cancel a running job (upstream too, where the provider allows) and delete the video. A job running on
     another instance sees its deletion at its next lease renewal and cancels its upstream job there."""
-    await get(rt, job_id)
+    await get(rt, job_id, team)
     await rt.runner.cancel_local(job_id)
-    job = await get(rt, job_id)  # read again: the runner may have written outputs meanwhile
+    job = await get(rt, job_id, team)  # read again: the runner may have written outputs meanwhile
     for f in job.get("outputs", []):
         await rt.videos_media.remove(f["name"])
     if await rt.jobs.delete(job_id) and job["status"] not in ("completed", "failed") and rt.job_finished:
