@@ -352,8 +352,9 @@ class SqliteHistory:
 
         def read(db: sqlite3.Connection) -> list[Any]:
             if after:
-                anchor = db.execute("SELECT created, id FROM requests WHERE id = ?", (after,)).fetchall()
-                if not anchor:
+                anchor = db.execute("SELECT created, id FROM requests WHERE id = ? AND (? IS NULL OR team = ?)",
+                                    (after, team, team)).fetchall()
+                if not anchor:   # unknown, swept, or another team's: a cursor names nothing here
                     return []
                 where.append("(created, id) < (?, ?)")
                 args.extend(anchor[0])
