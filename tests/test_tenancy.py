@@ -6,6 +6,7 @@ counted. The same over two real instances on one Redis is in tests/test_tenancy_
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mediagate import history
+from mediagate import history, metrics
 from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 from tests.test_billing import shipped, spec_root
@@ -212,3 +213,54 @@ def test_sqlite_history_retention_sweep(tmp_path: Path) -> None:
         assert sum(r["value"] for r in rows if r["metric"] == "cost_micros:USD") == 10   # usage sums outlive records
         await store.close()
     asyncio.run(run())
+
+
+def test_a_store_that_fails_never_fails_a_response(sim: SimulatorThread, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records are written after the answer, off the request: with the history store down the request still
+    succeeds, and the lost record is counted."""
+    class Down:
+        async def add(self, records: list[dict[str, Any]]) -> None:
+            raise history.StoreUnavailable("test")
+
+    def dropped() -> float:
+        return metrics.REGISTRY.get_sample_value("mediagate_history_dropped_total") or 0.0
+    monkeypatch.setattr(history, "STORE_RETRY_S", 0.01)
+    with GatewayThread(sim.base_url, tmp_path, admin_key=ADMIN) as gw:
+        key = make_key(gw.base_url, name="k")
+        gw.runtime.history.store = Down()
+        before = dropped()
+        r = call("POST", gw.base_url, "/v1/images/generations", key, json={"model": "gpt-image-1", "prompt": "x"})
+        assert r.status_code == 200
+        deadline = time.monotonic() + 10
+        while dropped() < before + 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
+def test_a_full_record_queue_drops_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "RECORD_QUEUE_MAX", 2)
+    recorder = history.Recorder(history.SqliteHistory.__new__(history.SqliteHistory))   # never written: no loop runs
+    before = metrics.REGISTRY.get_sample_value("mediagate_history_dropped_total") or 0.0
+    for i in range(3):                                                                    # the limit, and one more
+        recorder.submit("add", {"id": str(i)})
+    assert recorder.queue.qsize() == 2
+    assert metrics.REGISTRY.get_sample_value("mediagate_history_dropped_total") == before + 1
+
+
+def test_usage_range_limits(gateway: GatewayThread) -> None:
+    def ask(**params: str) -> httpx.Response:
+        return httpx.get(gateway.base_url + "/v1/usage", params=params, timeout=10)
+    assert ask(start="2026-01-01", end="2027-02-04").status_code == 200                 # 400 days
+    over = ask(start="2026-01-01", end="2027-02-05")                                    # 401 days
+    assert over.status_code == 400 and over.json()["error"]["param"] == "start"
+    assert ask(start="2026-02-01", end="2026-01-01").json()["error"]["param"] == "start"
+    assert ask(start="yesterday").json()["error"]["param"] == "start"
+
+
+def test_cli_store_payloads_flag(tmp_path: Path) -> None:
+    from tests.test_keys import cli
+    made = cli(tmp_path, "create", "keeper", "--team", "t", "--store-payloads", "--json")
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(made.stdout.splitlines()[0])
+    assert shown["store_payloads"] is True and shown["team"] == "t"
