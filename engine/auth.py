@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from mediagate import keys, metrics, pricing, reqctx
+from mediagate import history, keys, metrics, pricing, reqctx
 from mediagate.errors import GatewayError, invalid_api_key
 from mediagate.runtime import Runtime
 
@@ -26,7 +26,7 @@ AUTH_FAILURES_PER_MIN = 20          # wrong keys from one client address before 
 JOB_SLOT_WINDOW_S = 7 * 86400       # a concurrent-job slot never outlives this, even if its release was lost
 BUDGET_SLACK_S = 3600.0             # a period's spend counter is kept this long after the period ends
 HEADER_WHITESPACE = " \t"           # HTTP's optional whitespace (RFC 9110 OWS): the one rule for every header form
-DEFAULT_TEAM = "default"            # the team of MEDIAGATE_API_KEYS keys, of keys made without one, and of an open gateway
+DEFAULT_TEAM = history.DEFAULT_TEAM  # the team of MEDIAGATE_API_KEYS keys, of keys made without one, and of an open gateway
 # the `reason` label of mediagate_refusals_total: a fixed set, never a caller's value
 REFUSAL_REASONS = ("auth_throttle", "endpoint_not_allowed", "model_not_allowed", "rpm", "images_per_min",
                    "video_seconds_per_min", "concurrent_jobs", "budget")
@@ -82,6 +82,7 @@ async def authenticate(request: Request, rt: Runtime, endpoint: str) -> Caller:
     caller = Caller()
     request.state.caller = caller
     if not rt.settings.api_keys and not await ring.any_keys():
+        history.authenticated(None, None)
         return caller   # no keys anywhere: an open gateway, as before keys existed
     failures = f"authfail:{_client(request)}"
     if await rt.counters.peek(failures) >= AUTH_FAILURES_PER_MIN:
@@ -90,12 +91,14 @@ async def authenticate(request: Request, rt: Runtime, endpoint: str) -> Caller:
                            AUTH_FAILURES_PER_MIN, AUTH_FAILURES_PER_MIN, MINUTE_S)
     token = presented(request)
     if token and _equal_any(token, rt.settings.api_keys):
+        history.authenticated(None, None)
         return caller
     doc = await ring.verify(token) if token else None
     if doc is None:
         await rt.counters.hit(failures, 1, MINUTE_S)
         raise invalid_api_key()
     caller.key, caller.team = doc, doc.get("team")
+    history.authenticated(caller.team, doc)   # known from here: its refusals below are in its history too
     if not keys.allowed(doc.get("endpoints") or [], endpoint):
         refused("endpoint_not_allowed")
         raise forbidden(f"This API key may not call {endpoint}.")

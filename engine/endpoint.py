@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from mediagate import auth, errors, history, jsonbody, metrics, origin, reqctx, textcheck
+from mediagate import auth, errors, jsonbody, metrics, origin, reqctx, textcheck
 from mediagate.errors import GatewayError
 from mediagate.media import Opened
 from mediagate.runtime import Runtime
@@ -102,7 +102,6 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                     caller = auth.caller_of(request)
                     if caller.key is not None:
                         ctx.key, ctx.team = caller.key.get("name"), caller.team
-                    history.authenticated(caller.team, caller.key)
                 if admitted:
                     with request.app.state.admission.admit(request) as counted:
                         response = await handler(counted, rt)
@@ -145,11 +144,12 @@ def _finished(ctx: reqctx.RequestContext, response: Response, rt: Runtime, reque
     status = response.status_code
     metrics.observe(ctx.endpoint, model, provider, metrics.outcome(status, ctx.error_code), elapsed, ctx.upstream_s())
     billed = response.headers.get("x-mediagate-cost")  # a chat's cost, or what a failure may have cost
+    team = ctx.details.get("team")   # the caller's team once known ("default" for unrestricted keys and open gateways)
     if ctx.cost is not None:
-        metrics.cost(model, provider, *ctx.cost, team=ctx.team)
+        metrics.cost(model, provider, *ctx.cost, team=team)
     elif billed is not None:
         with contextlib.suppress(ValueError):
-            metrics.cost(model, provider, float(billed), response.headers.get("x-mediagate-cost-currency", "USD"), ctx.team)
+            metrics.cost(model, provider, float(billed), response.headers.get("x-mediagate-cost-currency", "USD"), team)
     if rt.history is not None:
         rt.history.record(request, ctx, response, model, provider)
     log.info("request", extra={"endpoint": ctx.endpoint, "model": model, "provider": provider, "status": status,

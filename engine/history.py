@@ -74,9 +74,12 @@ class HistoryStore(Protocol):
 # ------------------------------------------------------------------ what a request leaves in its context
 
 def authenticated(caller_team: str | None, key_doc: dict[str, Any] | None) -> None:
-    """The wrapper passed the key check: from here on the request is recorded (if it is a generation)."""
+    """The caller is known (a stored key, even one about to be refused for a limit, or an unrestricted one): from
+    here on the request is recorded (if it is a generation), and log lines carry the key's name and team."""
     ctx = reqctx.current()
     if ctx is not None:
+        if key_doc is not None:
+            ctx.key, ctx.team = key_doc.get("name"), caller_team
         ctx.details["team"] = caller_team or DEFAULT_TEAM
         ctx.details["key_id"] = key_doc.get("id") if key_doc else None
         ctx.details["store_payloads"] = bool(key_doc and key_doc.get("store_payloads"))

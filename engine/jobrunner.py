@@ -296,7 +296,6 @@ class JobRunner:
                                     pricing.facts(req.shape.as_context(), req.params, req.thinking, None),
                                     seconds=req.seconds or 0)
         cost = pricing.price(route.pricing, produced)
-        metrics.priced(model.id, route.provider.id, cost)
         now = int(time.time())
         job = await self.rt.jobs.update(job_id, self.owner, status="completed", progress=100, completed_at=now,
                                         expires_at=now + VIDEO_TTL_S, outputs=files, attempts=attempts,
@@ -305,6 +304,7 @@ class JobRunner:
                                         cost=round(cost["total_cost_micros"] / pricing.MICROS, 6) if cost else None,
                                         cost_currency=cost["currency"] if cost else None)
         if job is not None:
+            metrics.priced(model.id, route.provider.id, cost, job.get("team"))
             await self._ended(job)
             await webhooks.enqueue(self.rt.jobs, job, "video.completed")
 

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNKNOWN = "unknown"
-NO_TEAM = "none"      # the team label until keys carry teams
+NO_TEAM = "none"      # the team label of a cost whose caller is unknown (never after a key check)
 
 # request latency: an image generation takes seconds, a video create or a health check milliseconds
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -78,10 +78,10 @@ def cost(model: str | None, provider: str | None, amount: float, currency: str, 
         COST.labels(model or UNKNOWN, provider or "none", team or NO_TEAM, currency).inc(amount)
 
 
-def priced(model: str | None, provider: str | None, price: dict[str, Any] | None) -> None:
+def priced(model: str | None, provider: str | None, price: dict[str, Any] | None, team: str | None = None) -> None:
     """`cost` from a pricing.price result (micros)."""
     if price:
-        cost(model, provider, price["total_cost_micros"] / 1_000_000, price["currency"])
+        cost(model, provider, price["total_cost_micros"] / 1_000_000, price["currency"], team)
 
 
 class _Jobs(Collector):

@@ -68,7 +68,7 @@ def test_a_generation_with_conversion_moves_requests_latency_overhead_conversion
     assert moved(before, after, "mediagate_format_conversions_total", format="webp") == 2
     assert moved(before, after, "mediagate_image_deliveries_total", delivered="b64_json") == 2
     assert moved(before, after, "mediagate_upstream_attempts_total", provider=provider, outcome="ok") == 1
-    assert moved(before, after, "mediagate_cost_total", model="gemini-3-pro-image", provider=provider, team="none") == \
+    assert moved(before, after, "mediagate_cost_total", model="gemini-3-pro-image", provider=provider, team="default") == \
         pytest.approx(r.json()["metadata"]["cost"])
 
 

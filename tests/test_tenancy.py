@@ -49,6 +49,12 @@ def video_done(base: str, secret: str, video_id: str, timeout_s: float = 30) -> 
         time.sleep(0.1)
 
 
+def team_cost(team: str) -> float:
+    """mediagate_cost_total summed over every series labelled with `team` (this process's registry)."""
+    return sum(s.value for fam in metrics.REGISTRY.collect() if fam.name == "mediagate_cost"
+               for s in fam.samples if s.name == "mediagate_cost_total" and s.labels["team"] == team)
+
+
 def usage_total(base: str, secret: str, **params: str) -> dict[str, Any]:
     r = call("GET", base, "/v1/usage", secret, params=params)
     assert r.status_code == 200, r.text
@@ -89,6 +95,7 @@ def test_usage_equals_the_sum_of_metadata_cost(sim: SimulatorThread, tmp_path: P
     roots = [ROOT, spec_root(tmp_path / "specs", models={"gpt-image-1.5": model})]
     with GatewayThread(sim.base_url, tmp_path, roots, admin_key=ADMIN) as gw:
         a, b = make_key(gw.base_url, name="alice", team="red"), make_key(gw.base_url, name="bob", team="blue")
+        metered_before = team_cost("red")
         costs: list[float] = []
         r = call("POST", gw.base_url, "/v1/images/generations", a, json={"model": "gpt-image-1", "prompt": "a fox", "n": 2})
         assert r.status_code == 200, r.text
@@ -120,6 +127,7 @@ def test_usage_equals_the_sum_of_metadata_cost(sim: SimulatorThread, tmp_path: P
         assert u["data"] == [{"team": "red", **u["total"]}]
         assert u["total"]["cost"] == round(sum(costs), 6) and u["total"]["cost_currency"] == "USD"
         assert (u["total"]["requests"], u["total"]["images"], u["total"]["video_seconds"]) == (5, 3, 4.0)
+        assert team_cost("red") - metered_before == pytest.approx(sum(costs))   # the cost metric's team label
         by_model = usage_total(gw.base_url, a, group_by="model,provider")["data"]
         assert {(row["model"], row["provider"]) for row in by_model} >= {("gpt-image-1", "openai"), ("sora-2", "openai")}
         assert usage_total(gw.base_url, b)["total"]["requests"] == 1          # bob's team sees bob's only
@@ -195,7 +203,13 @@ def test_refusals_are_counted_by_reason(sim: SimulatorThread, tmp_path: Path) ->
         assert call("POST", gw.base_url, "/v1/chat/completions", key,
                     json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "x"}]}).status_code == 403
         assert call("GET", gw.base_url, "/v1/models", key).status_code == 429
-        assert refusals(gw, "rpm") == before_rpm + 1 and refusals(gw, "model_not_allowed") == before_model + 1
+        assert call("POST", gw.base_url, "/v1/images/generations", key,
+                    json={"model": "gpt-image-1", "prompt": "x"}).status_code == 429
+        assert refusals(gw, "rpm") == before_rpm + 2 and refusals(gw, "model_not_allowed") == before_model + 1
+        # refused generations are in the key's history too (the models listing is not a generation)
+        listed = call("GET", gw.base_url, "/v1/requests", ADMIN).json()["data"]
+        assert [(x["endpoint"], x["http_status"], x["error_code"], x["key"]) for x in listed] == [
+            ("images.generations", 429, "rate_limit_exceeded", "slow"), ("chat.completions", 403, "model_not_allowed", "slow")]
 
 
 def test_sqlite_history_retention_sweep(tmp_path: Path) -> None:
