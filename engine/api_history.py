@@ -29,6 +29,7 @@ MAX_USAGE_DAYS = 400
 PAGE_LIMIT_MAX = 100
 DEFAULT_PAGE_LIMIT = 20
 MAX_FILTER_CHARS = 200
+MAX_TIME_S = 253402300799.0     # 9999-12-31T23:59:59Z: the last instant a date can name
 
 
 async def _scope(request: Request, rt: Runtime, name: str) -> str | None:
@@ -66,9 +67,13 @@ def _when(value: str | None, param: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value) if value.replace(".", "", 1).isdigit() else _iso(value)
-    except ValueError:
-        raise invalid_request(f"'{param}' must be a UNIX time in seconds or an ISO 8601 date or date-time.", param) from None
+        when = float(value) if value.isascii() and value.replace(".", "", 1).isdigit() else _iso(value)
+    except (ValueError, OverflowError):
+        when = -1.0
+    if not 0 <= when <= MAX_TIME_S:
+        raise invalid_request(f"'{param}' must be a UNIX time in seconds or an ISO 8601 date or date-time "
+                              "(1970 to 9999).", param)
+    return when
 
 
 def _iso(value: str) -> float:
@@ -80,7 +85,7 @@ def _iso(value: str) -> float:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", str(DEFAULT_PAGE_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_LIMIT_MAX:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_LIMIT_MAX:
         raise invalid_request(f"'limit' must be a whole number from 1 to {PAGE_LIMIT_MAX}.", "limit")
     return int(raw)
 

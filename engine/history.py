@@ -243,28 +243,31 @@ class Recorder:
                 await self._write(batch)
             except Exception:  # never let one bad batch end the recorder
                 log.exception("request history: a batch of %d could not be written", len(batch))
+                metrics.HISTORY_DROPPED.inc(len(batch))
             finally:
                 for _ in batch:
                     self.queue.task_done()
 
     async def _write(self, batch: list[tuple[str, Any]]) -> None:
+        """Adds in one call, then each finish; a retry after the store failed redoes only what was not written."""
         adds = [item for kind, item in batch if kind == "add"]
+        finishes = [item for kind, item in batch if kind == "finish"]
         for attempt in range(STORE_RETRIES):
             try:
                 if adds:
                     await self.store.add(adds)
                     adds = []
-                for kind, item in batch:
-                    if kind == "finish":
-                        record_id, fields, delta, tries = item
-                        if not await self.store.finish(record_id, fields, delta) and tries < FINISH_RETRIES:
-                            asyncio.get_running_loop().call_later(STORE_RETRY_S, self.submit, "finish",
-                                                                  (record_id, fields, delta, tries + 1))
+                while finishes:
+                    record_id, fields, delta, tries = finishes[0]
+                    if not await self.store.finish(record_id, fields, delta) and tries < FINISH_RETRIES:
+                        asyncio.get_running_loop().call_later(STORE_RETRY_S, self.submit, "finish",
+                                                              (record_id, fields, delta, tries + 1))
+                    finishes.pop(0)
                 return
             except StoreUnavailable:
                 if attempt == STORE_RETRIES - 1:
-                    log.warning("request history: store unavailable; %d record(s) dropped", len(batch))
-                    metrics.HISTORY_DROPPED.inc(len(batch))
+                    log.warning("request history: store unavailable; %d record(s) dropped", len(adds) + len(finishes))
+                    metrics.HISTORY_DROPPED.inc(len(adds) + len(finishes))
                     return
                 await asyncio.sleep(STORE_RETRY_S)
 

@@ -278,3 +278,12 @@ def test_cli_store_payloads_flag(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     shown = json.loads(made.stdout.splitlines()[0])
     assert shown["store_payloads"] is True and shown["team"] == "t"
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "1e309", "nan", "²", "-5", "10000-01-01", "2026-13-01"])
+def test_bad_times_and_limits_are_400_naming_the_param(gateway: GatewayThread, value: str) -> None:
+    for path in ("/v1/usage", "/v1/requests"):
+        r = httpx.get(gateway.base_url + path, params={"start": value}, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "start", (path, value, r.text)
+    r = httpx.get(gateway.base_url + "/v1/requests", params={"limit": value}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
