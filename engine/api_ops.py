@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import time
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate import errors, imaging, jobstore, metrics
+from mediagate import auth, errors, imaging, jobstore, metrics
+from mediagate import media as media_store
 from mediagate import endpoint as ep
 from mediagate.endpoint import endpoint
 from mediagate.errors import GatewayError
@@ -22,9 +24,19 @@ READY_STORE_TIMEOUT_S = 1.0
 
 @endpoint("media", authenticated=False)
 async def media(request: Request, rt: Runtime) -> Response:
-    """Signed URLs are their own credential: a browser or SDK downloads them without the gateway key."""
+    """Signed URLs are their own credential: a browser or SDK downloads them without the gateway key. With
+    MEDIAGATE_MEDIA_ACCESS=team the signature also binds the minting team, and a key of that team is asked
+    for (when keys exist): another team's key gets the 404 of a forged URL (docs/TENANCY.md)."""
+    name, sig = request.path_params["name"], request.query_params.get("sig", "")
     try:
-        opened = await rt.media.open(request.path_params["name"], request.query_params.get("sig", ""))
+        if rt.settings.media_access == "team":
+            await auth.authenticate(request, rt, "media")
+            expected = rt.media.sign(media_store.team_bound(name, auth.team_of(request)))
+            if media_store.expiry_of(name) is None or not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+                raise MediaGone("not_found")
+            opened = await rt.media.open_own(name)
+        else:
+            opened = await rt.media.open(name, sig)
     except MediaGone as gone:
         if gone.reason == "expired":
             raise GatewayError(410, "This media URL has expired and its file was deleted.", "invalid_request_error", "media_expired") from None

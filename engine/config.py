@@ -38,6 +38,7 @@ class Settings:
     signing_key: bytes | None = None           # media URL HMAC key; default: made once and kept in state_dir
     media_url: str | None = None               # s3://bucket/prefix: media in a shared bucket instead of media_dir
     media_links: str = "gateway"               # gateway: signed gateway URLs; presigned: the bucket's own URLs
+    media_access: str = "url"                  # url: a signed URL is its own credential; team: it also needs the team's key
     media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
     public_url: str | None = None              # base for media URLs; default: the request's own host
     sandbox: str = "auto"                      # auto: providers without keys use the simulators; on; off
@@ -72,6 +73,7 @@ class Settings:
             s.signing_key = env["MEDIAGATE_SIGNING_KEY"].encode()
         s.media_url = env.get("MEDIAGATE_MEDIA_URL") or None
         s.media_links = env.get("MEDIAGATE_MEDIA_LINKS", s.media_links).lower()
+        s.media_access = env.get("MEDIAGATE_MEDIA_ACCESS", s.media_access).lower()
         s.media_max_bytes = int(env.get("MEDIAGATE_MEDIA_MAX_BYTES", s.media_max_bytes))
         s.public_url = env.get("MEDIAGATE_PUBLIC_URL") or None
         s.sandbox = env.get("MEDIAGATE_SANDBOX", s.sandbox).lower()

@@ -85,6 +85,12 @@ def authenticated(caller_team: str | None, key_doc: dict[str, Any] | None) -> No
         ctx.details["store_payloads"] = bool(key_doc and key_doc.get("store_payloads"))
 
 
+def current_team() -> str:
+    """The team of the request in progress (DEFAULT_TEAM outside one, or before its key was checked)."""
+    ctx = reqctx.current()
+    return str(ctx.details.get("team", DEFAULT_TEAM)) if ctx is not None else DEFAULT_TEAM
+
+
 def note(**fields: Any) -> None:
     ctx = reqctx.current()
     if ctx is not None:

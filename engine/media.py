@@ -119,6 +119,17 @@ def signature(key: bytes, name: str) -> str:
     return hmac.new(key, name.encode(), hashlib.sha256).hexdigest()
 
 
+def team_bound(name: str, team: str) -> str:
+    """What a team-bound URL's signature covers (MEDIAGATE_MEDIA_ACCESS=team): the name and the minting team,
+    so the same URL checked for another team's key fails like a forged one."""
+    return f"{name}\n{team}"
+
+
+def for_team(stored: Stored, store: "MediaStore", team: str) -> Stored:
+    """`stored` with its signature bound to `team` (a presigned link cannot be: refused at start-up)."""
+    return Stored(stored.name, stored.expires_at, store.sign(team_bound(stored.name, team)), stored.link)
+
+
 def check(key: bytes, name: str, sig: str) -> int:
     """The name's expiry if `sig` signs it and it has not passed; MediaGone otherwise."""
     exp = expiry_of(name)
@@ -336,6 +347,11 @@ def open_media(settings: Settings, video_ttl_s: int) -> tuple[MediaStore, MediaS
     url = settings.media_url
     if settings.media_links not in ("gateway", "presigned"):
         raise MediaConfigError("MEDIAGATE_MEDIA_LINKS must be gateway or presigned.")
+    if settings.media_access not in ("url", "team"):
+        raise MediaConfigError("MEDIAGATE_MEDIA_ACCESS must be url or team.")
+    if settings.media_access == "team" and settings.media_links == "presigned":
+        raise MediaConfigError("MEDIAGATE_MEDIA_ACCESS=team needs gateway links: a presigned bucket URL cannot ask for a "
+                               "key (set MEDIAGATE_MEDIA_LINKS=gateway).")
     if url:
         if not url.startswith("s3://"):
             raise MediaConfigError(f"MEDIAGATE_MEDIA_URL must be an s3://bucket/prefix URL (got {url[:60]!r}).")

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from mediagate import errormap, fanout, imaging, jsonbody, metrics
+from mediagate import errormap, fanout, history, imaging, jsonbody, media, metrics
 from mediagate.canonical import Canonical, adjustment
 from mediagate.extract import RawOutput
 from mediagate.imaging import ImageError, Info
@@ -71,6 +71,8 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     else:
         raw = data if data is not None else await jsonbody.off_loop(imaging.decode_b64, b64 or "")
         stored = await rt.media.put(raw, imaging.EXT.get(info.format, "bin"))
+        if rt.settings.media_access == "team":   # only a key of this team opens it (docs/TENANCY.md)
+            stored = media.for_team(stored, rt.media, history.current_team())
         item["url"] = stored.url(base_url)
     metrics.DELIVERIES.labels("url" if out.url is not None else "b64" if out.b64 is not None else "bytes",
                               "b64_json" if "b64_json" in item else "url").inc()

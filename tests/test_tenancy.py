@@ -287,3 +287,30 @@ def test_bad_times_and_limits_are_400_naming_the_param(gateway: GatewayThread, v
         assert r.status_code == 400 and r.json()["error"]["param"] == "start", (path, value, r.text)
     r = httpx.get(gateway.base_url + "/v1/requests", params={"limit": value}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
+
+
+def test_team_bound_media_urls(sim: SimulatorThread, tmp_path: Path) -> None:
+    """MEDIAGATE_MEDIA_ACCESS=team: a url response opens only with a key of the team that made it."""
+    with GatewayThread(sim.base_url, tmp_path, admin_key=ADMIN, api_keys=frozenset({ENV_KEY}), media_access="team") as gw:
+        a, b = make_key(gw.base_url, name="a", team="red"), make_key(gw.base_url, name="b", team="blue")
+        r = call("POST", gw.base_url, "/v1/images/generations", a, json={"model": "dall-e-2", "prompt": "x", "size": "256x256"})
+        url = r.json()["data"][0]["url"]
+        assert call("GET", url, "", a).content[:8] == b"\x89PNG\r\n\x1a\n"
+        for other in (b, ENV_KEY):
+            got = call("GET", url, "", other)
+            assert got.status_code == 404 and got.json()["error"]["code"] == "not_found"
+        assert httpx.get(url, timeout=10).status_code == 401
+        forged = url.rsplit("sig=", 1)[0] + "sig=" + "0" * 64
+        assert call("GET", forged, "", a).status_code == 404
+        mine = call("POST", gw.base_url, "/v1/images/generations", ENV_KEY,
+                    json={"model": "dall-e-2", "prompt": "x", "size": "256x256"}).json()["data"][0]["url"]
+        assert call("GET", mine, "", ENV_KEY).status_code == 200 and call("GET", mine, "", a).status_code == 404
+
+
+def test_team_bound_media_needs_gateway_links(tmp_path: Path) -> None:
+    from mediagate.config import Settings
+    from mediagate.media import MediaConfigError, open_media
+    with pytest.raises(MediaConfigError, match="MEDIAGATE_MEDIA_ACCESS=team needs gateway links"):
+        open_media(Settings(state_dir=tmp_path, media_dir=tmp_path / "m", media_access="team", media_links="presigned"), 60)
+    with pytest.raises(MediaConfigError, match="MEDIAGATE_MEDIA_ACCESS must be url or team"):
+        open_media(Settings(state_dir=tmp_path, media_dir=tmp_path / "m", media_access="keys"), 60)
