@@ -1,6 +1,6 @@
 """Issue 11's "done when" for teams: two real gateway processes on one real redis-server, two teams' keys.
-Team B cannot see team A's videos (read, list, content, delete), request records or usage, whichever
-instance it asks; `/v1/usage` read on one instance equals the sum of the `metadata.cost` answered by both.
+Team B cannot see team A's videos (read, list, content, delete), media (MEDIAGATE_MEDIA_ACCESS=team),
+request records or usage, whichever instance it asks; `/v1/usage` read on one instance equals the sum of the `metadata.cost` answered by both.
 Kept to one test: it starts two processes."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def call(method: str, inst: Instance, path: str, secret: str, **kw: Any) -> http
 def test_two_teams_on_two_instances(sim: SimulatorThread, redis_url: str, tmp_path: Path) -> None:
     sim.reset()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_") and not k.endswith("_API_KEY")}
-    env.update(MEDIAGATE_REDIS_URL=redis_url, MEDIAGATE_SANDBOX="on", MEDIAGATE_ADMIN_KEY=ADMIN,
+    env.update(MEDIAGATE_REDIS_URL=redis_url, MEDIAGATE_SANDBOX="on", MEDIAGATE_ADMIN_KEY=ADMIN, MEDIAGATE_MEDIA_ACCESS="team",
                MEDIAGATE_MEDIA_DIR=str(tmp_path / "media"),   # one media directory: one machine's shared disk
                MEDIAGATE_SIGNING_KEY="shared-signing-key-for-the-cluster-0123456789", MEDIAGATE_RELOAD_SECONDS="0",
                PYTHONUNBUFFERED="1")
@@ -47,6 +47,8 @@ def test_two_teams_on_two_instances(sim: SimulatorThread, redis_url: str, tmp_pa
         r = call("POST", one, "/v1/images/generations", red, json={"model": "gpt-image-1", "prompt": "a fox", "n": 2})
         assert r.status_code == 200, r.text
         costs.append(r.json()["metadata"]["cost"])
+        media = r.json()["data"][0]["url"][len(one.base):]            # minted on `one`, team-bound, asked of `two`
+        assert call("GET", two, media, red).status_code == 200 and call("GET", two, media, blue).status_code == 404
         r = call("POST", two, "/v1/chat/completions", red,
                  json={"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20})
         costs.append(float(r.headers["x-mediagate-cost"]))
