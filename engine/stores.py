@@ -10,7 +10,8 @@ from typing import Any, Awaitable, Callable
 from mediagate.config import Settings
 from mediagate.counters import Counters, SqliteCounters
 from mediagate.health import Health
-from mediagate.history import DAY_S, HistoryStore, SqliteHistory
+from mediagate.history import DAY_S, HistoryStore
+from mediagate.history_sqlite import SqliteHistory
 from mediagate.jobstore import JobStore, SqliteJobStore
 from mediagate.keyfile import stored_secret
 from mediagate.keys import KeyRing, SqliteKeyStore

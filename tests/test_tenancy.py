@@ -16,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mediagate import history, metrics
+from mediagate.history_sqlite import SqliteHistory
 from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
 from tests.test_billing import shipped, spec_root
@@ -214,7 +215,7 @@ def test_refusals_are_counted_by_reason(sim: SimulatorThread, tmp_path: Path) ->
 
 def test_sqlite_history_retention_sweep(tmp_path: Path) -> None:
     async def run() -> None:
-        store = history.SqliteHistory(tmp_path / "h.sqlite3")
+        store = SqliteHistory(tmp_path / "h.sqlite3")
         now = time.time()
         old = {"id": "req_old", "created_at": now - 40 * history.DAY_S, "team": "t", "key": "k", "status": "succeeded",
                "model": "m", "provider": "p", "cost_micros": 5, "cost_currency": "USD", "images": 1}
@@ -254,7 +255,7 @@ def test_a_store_that_fails_never_fails_a_response(sim: SimulatorThread, tmp_pat
 
 def test_a_full_record_queue_drops_and_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(history, "RECORD_QUEUE_MAX", 2)
-    recorder = history.Recorder(history.SqliteHistory.__new__(history.SqliteHistory))   # never written: no loop runs
+    recorder = history.Recorder(SqliteHistory.__new__(SqliteHistory))   # never written: no loop runs
     before = metrics.REGISTRY.get_sample_value("mediagate_history_dropped_total") or 0.0
     for i in range(3):                                                                    # the limit, and one more
         recorder.submit("add", {"id": str(i)})
