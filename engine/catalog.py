@@ -612,8 +612,9 @@ def dry_render(model: Model) -> list[str]:
     problems: list[str] = []
     for op in model.validators:
         body = {"model": model.id, "prompt": "spec check"}
+        needs_image = bool(model.spec.get("inputs", {}).get("required"))   # an image-only model's default request
         try:
-            req = model.canonical(body, op)
+            req = model.canonical(body, op, **({"images": (_SPEC_CHECK_IMAGE,)} if needs_image else {}))
             if op == "edit":
                 req = req.with_(images=(_SPEC_CHECK_IMAGE,), mask=_SPEC_CHECK_IMAGE)
         except Exception as exc:  # a spec that cannot even build its default request is broken

@@ -46,6 +46,10 @@ def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
 @operation("inputs", default={})
 def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
     """What the model requires of its input images, checked when the request is made (not when a job fails)."""
+    if spec.get("required") and not req.images and not req.inputs_pending:
+        param = "input_reference" if req.operation == "video" else "image"
+        raise invalid_request(f"Model '{req.model_id}' generates from an image only: send one as '{param}'.", param,
+                              "missing_required_parameter")
     if spec.get("match_size") and req.images and req.shape.size:
         first = req.images[0]
         if (first.width, first.height) != (req.shape.width, req.shape.height):

@@ -28,7 +28,7 @@ class BlockRule:
 
 @dataclass(frozen=True)
 class ErrorRule:
-    statuses: frozenset[int] | None     # None: any non-success status
+    statuses: frozenset[int] | None     # None: any non-success status; a 2xx listed also judges successful replies
     when: ParsedResult | None
     code: str
     retryable: bool | None               # None: the code's default
@@ -48,6 +48,7 @@ class UrlStep:
     json: Renderer | None
     headers: dict[str, Renderer]
     binary: bool = False               # the reply is the output file itself
+    query: dict[str, Renderer] = field(default_factory=dict)  # query parameters (context has job and last)
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
         json=compile_value(step["json"], f"{path}.json") if "json" in step else None,
         headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in step.get("headers", {}).items()},
         binary=bool(step.get("binary", False)),
+        query={k: compile_value(v, f"{path}.query.{k}") for k, v in step.get("query", {}).items()},
     )
 
 

@@ -1,0 +1,129 @@
+"""Runway, MiniMax and BytePlus ModelArk through the gateway, with the openai SDK, on their simulators."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from typing import Any
+
+import av
+import openai
+import pytest
+from PIL import Image
+
+from mediagate.sandbox.testing import SimulatorThread
+from tests.servers import GatewayThread
+
+pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")   # the SDK warns on every videos call
+
+
+def client(gw: GatewayThread) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0, timeout=60)
+
+
+def png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 20)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def image_of(b64: str | None) -> Image.Image:
+    assert b64
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    im.load()
+    return im
+
+
+def wait(c: openai.OpenAI, video_id: str, timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    v = c.videos.retrieve(video_id)
+    while v.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        v = c.videos.retrieve(video_id)
+    return v
+
+
+def probe(data: bytes) -> tuple[int, int, float]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return stream.codec_context.width, stream.codec_context.height, frames / float(stream.average_rate or 1)
+
+
+def paths(sim: SimulatorThread, protocol: str) -> list[tuple[str, str]]:
+    return [(q["method"], q["path"]) for q in sim.requests(protocol)]
+
+
+# ---- Runway ---------------------------------------------------------------------------------------------------
+
+def test_runway_image_through_the_openai_sdk(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.generate(model="gen4-image", prompt="a red kite [sim:job=50]", size="1792x1024",  # type: ignore[arg-type]
+                          response_format="b64_json")
+    im = image_of(r.data[0].b64_json)
+    assert im.format == "PNG" and im.size == (1920, 1080) and r.size == "1920x1080"  # type: ignore[attr-defined]
+    meta = r.model_extra["metadata"]  # type: ignore[index]
+    assert meta["provider"] == "runway" and meta["cost"] == pytest.approx(0.08)
+    sent = sim_clean.requests("runway")
+    assert sent[0]["path"] == "/runway/v1/text_to_image" and sent[0]["json"]["ratio"] == "1920:1080"
+    assert sent[0]["headers"]["x-runway-version"] == "2024-11-06"
+    assert ("GET", f"/runway/v1/tasks/{sent[1]['path'].rsplit('/', 1)[1]}") == paths(sim_clean, "runway")[1]
+
+
+def test_runway_forced_prefix_and_720p_tier(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.generate(model="runway/gen4-image", prompt="a fox [sim:job=20]", response_format="b64_json",
+                          extra_body={"aspect_ratio": "3:4", "resolution": "720p"})
+    assert image_of(r.data[0].b64_json).size == (720, 960)
+    assert r.model_extra["metadata"]["cost"] == pytest.approx(0.05)  # type: ignore[index]
+
+
+def test_runway_turbo_edit_sends_reference_images(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.edit(model="gen4-image-turbo", prompt="the same scene at night [sim:job=20]",
+                      image=("in.png", png(640, 480), "image/png"), response_format="b64_json",
+                      extra_body={"aspect_ratio": "4:3"})
+    assert image_of(r.data[0].b64_json).size == (1440, 1080)
+    refs = sim_clean.requests("runway")[0]["json"]["referenceImages"]
+    assert len(refs) == 1 and refs[0]["uri"].startswith("data:image/png;base64,")
+
+
+def test_runway_video_image_to_video_plays(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="gen4-turbo", prompt="the kite flies [sim:job=200]", seconds="5",  # type: ignore[arg-type]
+                            input_reference=("start.png", png(1280, 720), "image/png"))
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    width, height, seconds = probe(c.videos.download_content(video.id).read())
+    assert (width, height) == (1280, 720) and abs(seconds - 5) < 0.5
+    sent = sim_clean.requests("runway")[0]
+    assert sent["path"] == "/runway/v1/image_to_video" and sent["json"]["duration"] == 5
+    assert sent["json"]["promptImage"].startswith("data:image/png;base64,")
+    assert done.model_extra["metadata"]["cost"] == pytest.approx(0.25)
+
+
+def test_runway_image_only_model_refuses_text_only(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.BadRequestError) as exc:
+        c.videos.create(model="gen4-turbo", prompt="no image")
+    assert exc.value.body["param"] == "input_reference"  # type: ignore[index]
+    assert sim_clean.requests("runway") == []
+
+
+def test_runway_gen45_text_to_video(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="runway/gen4.5", prompt="a comet [sim:job=200]", seconds="4",  # type: ignore[arg-type]
+                            extra_body={"aspect_ratio": "9:16"})
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    width, height, seconds = probe(c.videos.download_content(video.id).read())
+    assert (width, height) == (720, 1280) and abs(seconds - 4) < 0.5
+    assert sim_clean.requests("runway")[0]["path"] == "/runway/v1/text_to_video"
+
+
+def test_runway_moderation_failure_is_content_policy(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.BadRequestError) as exc:
+        c.images.generate(model="gen4-image", prompt="x [sim:safety] [sim:job=20]")
+    assert exc.value.body["code"] == "content_policy_violation"  # type: ignore[index]
