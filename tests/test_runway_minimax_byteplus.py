@@ -127,3 +127,64 @@ def test_runway_moderation_failure_is_content_policy(gateway: GatewayThread, sim
     with pytest.raises(openai.BadRequestError) as exc:
         c.images.generate(model="gen4-image", prompt="x [sim:safety] [sim:job=20]")
     assert exc.value.body["code"] == "content_policy_violation"  # type: ignore[index]
+
+
+# ---- BytePlus ModelArk ----------------------------------------------------------------------------------------
+
+def test_byteplus_seedream_through_the_openai_sdk(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.generate(model="seedream-4.0", prompt="a harbour", size="1792x1024",  # type: ignore[arg-type]
+                          response_format="b64_json", n=2)
+    assert len(r.data) == 2 and all(image_of(d.b64_json).size == (1792, 1024) for d in r.data)
+    meta = r.model_extra["metadata"]  # type: ignore[index]
+    assert meta["provider"] == "byteplus" and meta["cost"] == pytest.approx(0.06)
+    sent = sim_clean.requests("byteplus")
+    assert [q["path"] for q in sent] == ["/byteplus/api/v3/images/generations"] * 2
+    assert sent[0]["json"]["watermark"] is False and sent[0]["headers"]["authorization"] == "Bearer sandbox"
+
+
+def test_byteplus_forced_prefix_serves_seedream_45(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.generate(model="byteplus/seedream-4.5", prompt="a market", response_format="b64_json",
+                          extra_body={"aspect_ratio": "16:9"})
+    assert image_of(r.data[0].b64_json).size == (2728, 1536)
+    assert r.model_extra["metadata"]["provider"] == "byteplus"  # type: ignore[index]
+    assert sim_clean.requests("byteplus")[0]["json"]["model"] == "seedream-4-5-251128"
+
+
+def test_byteplus_content_filter_is_content_policy(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.BadRequestError) as exc:
+        c.images.generate(model="seedream-4.0", prompt="x [sim:prompt-blocked]")
+    assert exc.value.body["code"] == "content_policy_violation"  # type: ignore[index]
+
+
+def test_byteplus_seedance_text_to_video(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="seedance-1-pro", prompt="a heron [sim:job=200]", seconds="4",  # type: ignore[arg-type]
+                            extra_body={"aspect_ratio": "21:9", "resolution": "480p"})
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    width, height, seconds = probe(c.videos.download_content(video.id).read())
+    assert (width, height) == (960, 416) and abs(seconds - 4) < 0.5
+    sent = sim_clean.requests("byteplus")[0]
+    assert sent["json"]["resolution"] == "480p" and sent["json"]["ratio"] == "21:9" and sent["json"]["duration"] == 4
+    assert done.model_extra["metadata"]["cost"] == pytest.approx(0.0243 * 4)
+
+
+def test_byteplus_seedance_lite_image_to_video_uses_the_i2v_model(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="byteplus/seedance-1-lite", prompt="it moves [sim:job=100]", seconds="2",  # type: ignore[arg-type]
+                            input_reference=("first.png", png(1248, 704), "image/png"))
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    sent = sim_clean.requests("byteplus")[0]["json"]
+    assert sent["model"] == "seedance-1-0-lite-i2v-250428"
+    assert sent["content"][1]["role"] == "first_frame" and sent["content"][1]["image_url"]["url"].startswith("data:image/png")
+
+
+def test_byteplus_seedance_blocked_output_fails_the_video(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="seedance-1-pro-fast", prompt="x [sim:safety] [sim:job=50]", seconds="2")  # type: ignore[arg-type]
+    done = wait(c, video.id)
+    assert done.status == "failed" and done.error.code == "content_policy_violation"  # type: ignore[union-attr]
