@@ -188,3 +188,63 @@ def test_byteplus_seedance_blocked_output_fails_the_video(gateway: GatewayThread
     video = c.videos.create(model="seedance-1-pro-fast", prompt="x [sim:safety] [sim:job=50]", seconds="2")  # type: ignore[arg-type]
     done = wait(c, video.id)
     assert done.status == "failed" and done.error.code == "content_policy_violation"  # type: ignore[union-attr]
+
+
+# ---- MiniMax --------------------------------------------------------------------------------------------------
+
+def test_minimax_hailuo_result_three_calls_away(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    """submit -> status (names a file id) -> file retrieve (names the URL) -> download: `last` and step `query`."""
+    c = client(gateway)
+    video = c.videos.create(model="hailuo-02", prompt="a heron lands [sim:job=200]", seconds="10")  # type: ignore[arg-type]
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    width, height, seconds = probe(c.videos.download_content(video.id).read())
+    assert (width, height) == (1366, 768) and abs(seconds - 10) < 0.5
+    sent = sim_clean.requests("minimax")
+    assert sent[0]["path"] == "/minimax/v1/video_generation" and sent[0]["json"]["resolution"] == "768P"
+    task_id = sent[1]["query"]["task_id"]
+    assert all(q["query"] == {"task_id": task_id} for q in sent[1:-1])
+    assert sent[-1]["path"] == "/minimax/v1/files/retrieve" and sent[-1]["query"]["file_id"].isdigit()
+    assert done.model_extra["metadata"]["cost"] == pytest.approx(0.56)
+
+
+def test_minimax_image_01_forced_prefix_and_free_size(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    r = c.images.generate(model="minimax/image-01", prompt="a teapot", size="1024x1536", n=2,  # type: ignore[arg-type]
+                          response_format="b64_json")
+    assert [image_of(d.b64_json).size for d in r.data] == [(1024, 1536)] * 2
+    sent = sim_clean.requests("minimax")
+    assert len(sent) == 1 and sent[0]["json"]["width"] == 1024 and "aspect_ratio" not in sent[0]["json"]
+    assert r.model_extra["metadata"]["cost"] == pytest.approx(0.007)  # type: ignore[index]
+
+
+def test_minimax_rate_limit_inside_a_200_is_a_429(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    sim_clean.inject("429", 1, "minimax")
+    c = client(gateway)
+    with pytest.raises(openai.RateLimitError) as exc:
+        c.images.generate(model="image-01", prompt="a teapot")
+    assert exc.value.body["code"] == "rate_limit_exceeded"  # type: ignore[index]
+
+
+def test_minimax_blocked_prompt_inside_a_200_is_content_policy(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.BadRequestError) as exc:
+        c.images.generate(model="image-01", prompt="x [sim:prompt-blocked]")
+    assert exc.value.body["code"] == "content_policy_violation"  # type: ignore[index]
+
+
+def test_minimax_fast_needs_an_image_and_sends_it_as_first_frame(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.BadRequestError):
+        c.videos.create(model="hailuo-2.3-fast", prompt="no image")
+    video = c.videos.create(model="hailuo-2.3-fast", prompt="it moves [sim:job=100]", seconds="6",  # type: ignore[arg-type]
+                            input_reference=("first.png", png(1366, 768), "image/png"))
+    assert wait(c, video.id).status == "completed"
+    assert sim_clean.requests("minimax")[0]["json"]["first_frame_image"].startswith("data:image/png;base64,")
+
+
+def test_minimax_failed_task_is_a_failed_video(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="hailuo-2.3", prompt="x [sim:safety] [sim:job=50]")
+    done = wait(c, video.id)
+    assert done.status == "failed" and done.error.code == "content_policy_violation"  # type: ignore[union-attr]
