@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import av
+import httpx
 import openai
 import pytest
 from PIL import Image
@@ -248,3 +249,23 @@ def test_minimax_failed_task_is_a_failed_video(gateway: GatewayThread, sim_clean
     video = c.videos.create(model="hailuo-2.3", prompt="x [sim:safety] [sim:job=50]")
     done = wait(c, video.id)
     assert done.status == "failed" and done.error.code == "content_policy_violation"  # type: ignore[union-attr]
+
+
+# ---- forced-provider prefixes ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("model", "provider", "endpoint"), [
+    ("runway/gen4-image", "runway", "images/generations"), ("runway/gen4.5", "runway", "videos"),
+    ("byteplus/seedream-4.5", "byteplus", "images/generations"), ("byteplus/seedance-1-pro", "byteplus", "videos"),
+    ("minimax/image-01", "minimax", "images/generations"), ("minimax/hailuo-2.3", "minimax", "videos"),
+])
+def test_each_new_slug_forces_its_route(gateway: GatewayThread, model: str, provider: str, endpoint: str) -> None:
+    r = httpx.post(f"{gateway.base_url}/v1/{endpoint}?dryRun=true", json={"model": model, "prompt": "a fox"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["provider"] == provider and r.json()["total_cost_micros"] > 0
+
+
+def test_a_slug_that_does_not_serve_the_model_is_refused(gateway: GatewayThread) -> None:
+    c = client(gateway)
+    with pytest.raises(openai.APIStatusError) as exc:
+        c.images.generate(model="minimax/seedream-4.0", prompt="a fox")
+    assert exc.value.status_code in (400, 404)
