@@ -152,8 +152,14 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
             return req
         return req.adjusted(adjustment("seconds", raw, None, "ignored: the model makes no videos"))
     allowed = spec["allowed"]
+    tier = req.shape.resolution
+    narrowed = (spec.get("by_resolution") or {}).get(tier) if tier else None
+    where = ""
+    if narrowed:   # the resolution the request got makes fewer lengths (Hailuo's 1080p: 6 s only)
+        allowed, where = narrowed, f" at {tier}"
     if raw is None:
-        return req.with_(seconds=float(spec.get("default", allowed[0])))
+        default = float(spec.get("default", allowed[0]))
+        return req.with_(seconds=float(min(allowed, key=lambda a: (abs(a - default), -a))))
     try:
         wanted = float(raw)
     except (TypeError, ValueError):
@@ -162,7 +168,8 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
         raise invalid_request(f"Invalid value for 'seconds': {raw!r}.", "seconds")
     chosen = float(min(allowed, key=lambda a: (abs(a - wanted), -a)))
     if chosen != wanted:
-        req = req.adjusted(adjustment("seconds", raw, plain(chosen), f"nearest supported duration ({', '.join(str(plain(a)) for a in allowed)} s)"))
+        req = req.adjusted(adjustment("seconds", raw, plain(chosen),
+                                      f"nearest supported duration{where} ({', '.join(str(plain(a)) for a in allowed)} s)"))
     return req.with_(seconds=chosen)
 
 

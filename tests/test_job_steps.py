@@ -89,3 +89,28 @@ def test_an_image_only_model_refuses_a_request_without_one(shipped: catalog.Cata
     assert "only" in exc.value.message
     # gen4.5 does both: no input image is fine
     assert shipped.models["gen4.5"].canonical({"model": "gen4.5", "prompt": "waves"}, "video").images == ()
+
+
+def test_durations_narrowed_by_resolution(shipped: catalog.Catalog) -> None:
+    model = shipped.models["hailuo-02"]
+    req = model.canonical({"model": "hailuo-02", "prompt": "x", "seconds": 10, "resolution": "1080p"}, "video")
+    assert req.seconds == 6
+    assert [(a["param"], a["requested"], a["applied"]) for a in req.adjustments] == [("seconds", 10, 6)]
+    assert "at 1080p" in req.adjustments[0]["reason"]
+    at_768 = model.canonical({"model": "hailuo-02", "prompt": "x", "seconds": 10}, "video")
+    assert at_768.seconds == 10 and at_768.adjustments == ()
+
+
+def test_durations_by_resolution_checked_at_load(tmp_path: Path) -> None:
+    def video(m: dict[str, Any]) -> None:
+        m.update(kind="video", operations=["video"], shape={"aspect_ratios": ["16:9"], "resolutions": ["720p"],
+                                                            "default": {"aspect_ratio": "16:9"}},
+                 durations={"allowed": [4, 8], "by_resolution": {"1080p": [5]}})
+        m.pop("thinking")
+
+    def video_op(p: dict[str, Any]) -> None:
+        p["operations"]["video"] = p["operations"]["generate"]
+
+    found = problems(tmp_path, video, video_op)
+    assert any("$.durations.by_resolution.1080p" in line and "not one of shape.resolutions" in line for line in found), found
+    assert any("$.durations.by_resolution.1080p" in line and "not among durations.allowed" in line for line in found), found
