@@ -96,7 +96,8 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
             state = extract.view(job.reply_view, reply.json, reply.headers, reply.status)
             if on_progress is not None and job.progress is not None:
                 value = search(job.progress, state)
-                await on_progress(float(value) if isinstance(value, (int, float)) else None)
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                await on_progress(float(value) * job.progress_scale if number else None)
         if job.result is None:
             return state["body"] if job.reply_view else state
         reply = await _call(transport, provider, target, job.result, job, submitted, ctx, state)

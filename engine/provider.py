@@ -75,6 +75,7 @@ class JobSpec:
     cancel: UrlStep | None
     trusted_hosts: frozenset[str]
     progress: ParsedResult | None = None
+    progress_scale: float = 1.0            # makes the provider's progress 0-100 (100 for a 0..1 fraction)
     reply_view: bool = False               # conditions read {body, headers, status} (operation `view: reply`)
 
 
@@ -309,6 +310,7 @@ def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any) -
         cancel=_compile_step(job["cancel"], f"{path}.cancel") if "cancel" in job else None,
         trusted_hosts=frozenset(hosts(job.get("trusted_hosts", []), f"{path}.trusted_hosts")),
         progress=compile_path(job["progress"], f"{path}.progress") if "progress" in job else None,
+        progress_scale=float(job.get("progress_scale", 1.0)),
         reply_view=reply_view,
     )
 

@@ -123,6 +123,22 @@ def test_runway_gen45_text_to_video(gateway: GatewayThread, sim_clean: Simulator
     assert sim_clean.requests("runway")[0]["path"] == "/runway/v1/text_to_video"
 
 
+def test_runway_fractional_progress_is_scaled_to_percent(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    """Runway reports progress 0..1: `progress_scale: 100` makes the video object's 0-100."""
+    c = client(gateway)
+    video = c.videos.create(model="gen4.5", prompt="slow comet [sim:job=2500]", seconds="2")  # type: ignore[arg-type]
+    seen: list[int] = []
+    deadline = time.monotonic() + 20
+    v = c.videos.retrieve(video.id)
+    while v.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        if v.status == "in_progress":
+            seen.append(v.progress)
+        time.sleep(0.1)
+        v = c.videos.retrieve(video.id)
+    assert v.status == "completed" and v.progress == 100
+    assert any(1 < p < 100 for p in seen), seen
+
+
 def test_runway_moderation_failure_is_content_policy(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
     c = client(gateway)
     with pytest.raises(openai.BadRequestError) as exc:
