@@ -11,9 +11,10 @@ docs.dev.runwayml.com (api-details/errors, api-details/task-failures):
 * ``POST /v1/text_to_image`` ``{model: gen4_image | gen4_image_turbo, promptText, ratio, referenceImages?,
   seed?}``; ``ratio`` is a pixel size written ``W:H`` (16 of them, 720p and 1080p families);
   gen4_image_turbo needs one to three ``referenceImages``;
-* ``POST /v1/image_to_video`` ``{model: gen4_turbo | gen4.5, promptImage, promptText?, ratio, duration, seed?}``
-  (gen4_turbo: 5 or 10 s, default 10; gen4.5: 2 to 10 s); ``POST /v1/text_to_video`` ``{model: gen4.5, promptText,
-  ratio: 1280:720 | 720:1280, duration}``; each answers ``{"id", "estimatedCost": {"credits"}}``;
+* ``POST /v1/image_to_video`` ``{model: gen4_turbo | gen4.5 | veo3.1 | veo3.1_fast, promptImage, promptText?, ratio,
+  duration, seed?}`` (gen4_turbo: 5 or 10 s, default 10; gen4.5: 2 to 10 s; veo: 4 / 6 / 8 s at 1280:720, 720:1280,
+  1920:1080, 1080:1920, ``audio``); ``POST /v1/text_to_video`` ``{model: gen4.5 | veo3.1 | veo3.1_fast, promptText,
+  ratio, duration}`` (gen4.5: 1280:720 | 720:1280); each answers ``{"id", "estimatedCost": {"credits"}}``;
 * ``GET /v1/tasks/{id}``: ``PENDING`` -> ``RUNNING`` (``progress`` 0..1) -> ``SUCCEEDED`` (``output``: URLs) |
   ``FAILED`` (``failure``, ``failureCode`` such as ``SAFETY.INPUT.TEXT``, ``SAFETY.OUTPUT.VIDEO``,
   ``INTERNAL.BAD_OUTPUT.CODE01``); ``DELETE /v1/tasks/{id}`` cancels (or deletes) it, 204;
@@ -49,9 +50,11 @@ IMAGE_RATIOS: tuple[str, ...] = (
     "1080:1920", "2112:912", "1280:720", "720:1280", "720:720", "960:720", "720:960", "1680:720")
 I2V_RATIOS = ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672")
 T2V_RATIOS = ("1280:720", "720:1280")
+VEO_RATIOS = ("1280:720", "720:1280", "1080:1920", "1920:1080")   # Google's Veo 3.1 served by Runway
+VEO_MODELS = ("veo3.1", "veo3.1_fast")
 # credits per image / per second (docs.dev.runwayml.com/guides/pricing; 1 credit = $0.01)
 IMAGE_CREDITS = {"gen4_image": (5, 8), "gen4_image_turbo": (2, 2)}   # (720p family, 1080p family)
-VIDEO_CREDITS_PER_S = {"gen4_turbo": 5, "gen4.5": 12}
+VIDEO_CREDITS_PER_S = {"gen4_turbo": 5, "gen4.5": 12, "veo3.1": 40, "veo3.1_fast": 15}   # veo: UNVERIFIED
 FAILURES: dict[str, tuple[str, str]] = {
     "safety": ("SAFETY.OUTPUT.IMAGE", "The output was rejected by content moderation."),
     "prompt-blocked": ("SAFETY.INPUT.TEXT", "The prompt text was rejected by content moderation."),
@@ -189,11 +192,23 @@ def plan_image(body: dict[str, Any]) -> Plan:
     return Plan("image", str(model), prompt, width, height, 0, high if max(width, height) >= 1360 else low)
 
 
+def _veo(body: dict[str, Any], model: str, prompt: str) -> Plan:
+    """veo3.1 / veo3.1_fast: four frames, 4 / 6 / 8 s (default 8), audio on unless ``audio: false``."""
+    width, height = _ratio(body, VEO_RATIOS)
+    seconds = _duration(body, (4, 6, 8), 8)
+    if "audio" in body and not isinstance(body["audio"], bool):
+        raise _invalid("audio", "Expected a boolean")
+    _seed(body)
+    return Plan("video", model, prompt, width, height, seconds, VIDEO_CREDITS_PER_S[model] * seconds)
+
+
 def plan_image_to_video(body: dict[str, Any]) -> Plan:
     model = body.get("model")
     if model not in VIDEO_CREDITS_PER_S:
-        raise _invalid("model", "Invalid enum value. Expected 'gen4_turbo' | 'gen4.5'")
+        raise _invalid("model", "Invalid enum value. Expected 'gen4_turbo' | 'gen4.5' | 'veo3.1' | 'veo3.1_fast'")
     _prompt_image(body)
+    if model in VEO_MODELS:
+        return _veo(body, str(model), _prompt(body, required=False))
     prompt = _prompt(body, required=model == "gen4.5")
     width, height = _ratio(body, I2V_RATIOS)
     seconds = _duration(body, (5, 10), 10) if model == "gen4_turbo" else _duration(body, range(2, 11), None)
@@ -202,8 +217,11 @@ def plan_image_to_video(body: dict[str, Any]) -> Plan:
 
 
 def plan_text_to_video(body: dict[str, Any]) -> Plan:
-    if body.get("model") != "gen4.5":
-        raise _invalid("model", "Invalid enum value. Expected 'gen4.5'")
+    model = body.get("model")
+    if model in VEO_MODELS:
+        return _veo(body, str(model), _prompt(body, required=True))
+    if model != "gen4.5":
+        raise _invalid("model", "Invalid enum value. Expected 'gen4.5' | 'veo3.1' | 'veo3.1_fast'")
     prompt = _prompt(body, required=True)
     width, height = _ratio(body, T2V_RATIOS)
     seconds = _duration(body, range(2, 11), None)

@@ -139,6 +139,21 @@ def test_runway_fractional_progress_is_scaled_to_percent(gateway: GatewayThread,
     assert any(1 < p < 100 for p in seen), seen
 
 
+def test_veo_forced_onto_runway(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    c = client(gateway)
+    video = c.videos.create(model="runway/veo-3.1-fast", prompt="a glacier [sim:job=100]", seconds="4",  # type: ignore[arg-type]
+                            extra_body={"resolution": "1080p", "negative_prompt": "people"})
+    done = wait(c, video.id)
+    assert done.status == "completed", done
+    width, height, seconds = probe(c.videos.download_content(video.id).read())
+    assert (width, height) == (1920, 1080) and abs(seconds - 4) < 0.5
+    sent = sim_clean.requests("runway")[0]
+    assert sent["path"] == "/runway/v1/text_to_video"
+    assert sent["json"] == {"model": "veo3.1_fast", "promptText": "a glacier [sim:job=100]", "ratio": "1920:1080",
+                            "duration": 4, "audio": True, "negativePrompt": "people"}
+    assert done.model_extra["metadata"]["cost"] == pytest.approx(0.6)
+
+
 def test_runway_moderation_failure_is_content_policy(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
     c = client(gateway)
     with pytest.raises(openai.BadRequestError) as exc:

@@ -119,3 +119,16 @@ def test_http_faults_and_auth(rw: runwayml.RunwayML, sim: SimulatorThread) -> No
     r = httpx.post(sim.base_url + "/runway/v1/text_to_image", headers={"Authorization": f"Bearer {KEY}"},
                    json={"model": "gen4_image", "promptText": "x", "ratio": "1280:720"})
     assert r.status_code == 400 and "X-Runway-Version" in r.json()["error"]   # the version header is required
+
+
+def test_veo_on_runway_text_and_image_to_video(rw: runwayml.RunwayML) -> None:
+    task = rw.text_to_video.create(model="veo3.1_fast", prompt_text="a glacier [sim:job=80]", ratio="1080:1920",
+                                   duration=4, audio=True)
+    info = video.probe(fetch(task.wait_for_task_output(timeout=20).output[0]))
+    assert (info.width, info.height) == (1080, 1920) and round(info.duration) == 4
+    task = rw.image_to_video.create(model="veo3.1", prompt_image=data_uri(1280, 720), ratio="1920:1080",
+                                    prompt_text="it melts [sim:job=80]")
+    info = video.probe(fetch(task.wait_for_task_output(timeout=20).output[0]))
+    assert (info.width, info.height) == (1920, 1080) and round(info.duration) == 8   # the default length
+    with pytest.raises(runwayml.BadRequestError):   # no 4K on Runway
+        rw.text_to_video.create(model="veo3.1", prompt_text="x", ratio="3840:2160", duration=8)  # type: ignore[arg-type]
