@@ -46,6 +46,7 @@ class Canonical:
     images: tuple[Any, ...] = ()              # edit inputs (mediagate.inputs.InputImage), first one first
     mask: Any = None
     implicit_size: str | None = None          # an edit's input size: the shape when the caller gave none
+    inputs_pending: bool = False              # a first pass, before input images are loaded: none can be required yet
     seconds: float | None = None              # video length
     adjustments: tuple[dict[str, Any], ...] = ()
 

@@ -531,6 +531,13 @@ def _semantic_problems(spec: dict[str, Any], providers: dict[str, Provider]) -> 
     thinking = spec.get("thinking")
     if thinking and "default" in thinking and thinking["default"] not in thinking["levels"]:
         out.append(("$.thinking.default", f"{thinking['default']!r} is not one of levels {thinking['levels']}"))
+    lengths = spec.get("durations") or {}
+    for tier, allowed in (lengths.get("by_resolution") or {}).items():
+        if tier not in (spec.get("shape") or {}).get("resolutions", []):
+            out.append((f"$.durations.by_resolution.{tier}", f"{tier!r} is not one of shape.resolutions"))
+        stray = [a for a in allowed if a not in lengths.get("allowed", [])]
+        if stray:
+            out.append((f"$.durations.by_resolution.{tier}", f"{stray} not among durations.allowed {lengths.get('allowed')}"))
     output = spec.get("output")
     if output and "default_format" in output and output["default_format"] not in output["formats"]:
         out.append(("$.output.default_format", f"{output['default_format']!r} is not one of formats {output['formats']}"))
@@ -612,8 +619,9 @@ def dry_render(model: Model) -> list[str]:
     problems: list[str] = []
     for op in model.validators:
         body = {"model": model.id, "prompt": "spec check"}
+        needs_image = bool(model.spec.get("inputs", {}).get("required"))   # an image-only model's default request
         try:
-            req = model.canonical(body, op)
+            req = model.canonical(body, op, **({"images": (_SPEC_CHECK_IMAGE,)} if needs_image else {}))
             if op == "edit":
                 req = req.with_(images=(_SPEC_CHECK_IMAGE,), mask=_SPEC_CHECK_IMAGE)
         except Exception as exc:  # a spec that cannot even build its default request is broken

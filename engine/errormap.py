@@ -100,6 +100,18 @@ def _not_billed(rule: ErrorRule | None, status: int) -> bool:
     return status in NOT_BILLED_STATUSES
 
 
+def _applied(rule: ErrorRule, status: int, headers: Mapping[str, str], body: Any) -> UpstreamError:
+    message = sanitize(search(rule.message, body)) if rule.message is not None else None
+    param = sanitize(search(rule.param, body)) if rule.param is not None else None
+    if param is not None:
+        param = rule.params.get(param, param)
+    retryable = rule.retryable
+    if rule.retryable_header and headers.get(rule.retryable_header, "").lower() in ("true", "false"):
+        retryable = headers[rule.retryable_header].lower() == "true"
+    return make(rule.code, message, status, param, retryable, _retry_after(rule, headers, body),
+                not_billed=_not_billed(rule, status))
+
+
 def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, str], body: Any) -> UpstreamError:
     """The first matching rule, else the engine's default for the status."""
     for rule in rules:
@@ -107,18 +119,23 @@ def classify(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, st
             continue
         if rule.when is not None and not truthy(search(rule.when, body)):
             continue
-        message = sanitize(search(rule.message, body)) if rule.message is not None else None
-        param = sanitize(search(rule.param, body)) if rule.param is not None else None
-        if param is not None:
-            param = rule.params.get(param, param)
-        retryable = rule.retryable
-        if rule.retryable_header and headers.get(rule.retryable_header, "").lower() in ("true", "false"):
-            retryable = headers[rule.retryable_header].lower() == "true"
-        return make(rule.code, message, status, param, retryable, _retry_after(rule, headers, body),
-                    not_billed=_not_billed(rule, status))
+        return _applied(rule, status, headers, body)
     code = default_code(status)
     return make(code, None, status, None, None, _header_delay(headers, "retry-after", "s"),
                 not_billed=_not_billed(None, status))
+
+
+def on_success(rules: tuple[ErrorRule, ...], status: int, headers: Mapping[str, str], body: Any) -> UpstreamError | None:
+    """An error reported inside a 2xx reply (some providers answer 200 with an error code in the body): only
+    rules that name this 2xx status explicitly, and whose `when` holds, judge it; none matching, it is a success.
+    A 2xx names no account that could not be billed, so `not_billed` must come from the rule."""
+    for rule in rules:
+        if rule.statuses is None or status not in rule.statuses:
+            continue
+        if rule.when is not None and not truthy(search(rule.when, body)):
+            continue
+        return _applied(rule, status, headers, body)
+    return None
 
 
 def sanitize(value: Any) -> str | None:

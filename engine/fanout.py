@@ -32,8 +32,7 @@ async def submit_reply(rt: Runtime, provider: Provider, op: Operation, ctx: dict
                        written: Written | None = None) -> upstream.UpstreamReply:
     """Send the operation's request; its successful reply (JSON, or the declared file), or the error normalized."""
     reply = await rt.transport.send(provider, await upstream.render_async(provider, op, ctx, target), written)
-    if not 200 <= reply.status < 300:
-        raise upstream.reply_error(provider, reply)
+    upstream.check_reply(provider, reply)
     if op.file_types is not None and op.job is None:
         extract.file_body(op, provider.name, reply.headers.get("content-type", ""), reply.body)
     elif reply.json is None:

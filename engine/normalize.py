@@ -46,6 +46,10 @@ def shape(spec: shapes.ShapeSpec, req: Canonical) -> Canonical:
 @operation("inputs", default={})
 def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
     """What the model requires of its input images, checked when the request is made (not when a job fails)."""
+    if spec.get("required") and not req.images and not req.inputs_pending:
+        param = "input_reference" if req.operation == "video" else "image"
+        raise invalid_request(f"Model '{req.model_id}' generates from an image only: send one as '{param}'.", param,
+                              "missing_required_parameter")
     if spec.get("match_size") and req.images and req.shape.size:
         first = req.images[0]
         if (first.width, first.height) != (req.shape.width, req.shape.height):
@@ -148,8 +152,14 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
             return req
         return req.adjusted(adjustment("seconds", raw, None, "ignored: the model makes no videos"))
     allowed = spec["allowed"]
+    tier = req.shape.resolution
+    narrowed = (spec.get("by_resolution") or {}).get(tier) if tier else None
+    where = ""
+    if narrowed:   # the resolution the request got makes fewer lengths (Hailuo's 1080p: 6 s only)
+        allowed, where = narrowed, f" at {tier}"
     if raw is None:
-        return req.with_(seconds=float(spec.get("default", allowed[0])))
+        default = float(spec.get("default", allowed[0]))
+        return req.with_(seconds=float(min(allowed, key=lambda a: (abs(a - default), -a))))
     try:
         wanted = float(raw)
     except (TypeError, ValueError):
@@ -158,7 +168,8 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
         raise invalid_request(f"Invalid value for 'seconds': {raw!r}.", "seconds")
     chosen = float(min(allowed, key=lambda a: (abs(a - wanted), -a)))
     if chosen != wanted:
-        req = req.adjusted(adjustment("seconds", raw, plain(chosen), f"nearest supported duration ({', '.join(str(plain(a)) for a in allowed)} s)"))
+        req = req.adjusted(adjustment("seconds", raw, plain(chosen),
+                                      f"nearest supported duration{where} ({', '.join(str(plain(a)) for a in allowed)} s)"))
     return req.with_(seconds=chosen)
 
 

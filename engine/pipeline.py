@@ -43,7 +43,7 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
     body = validator.without_nulls(body)
     validator.validate(body)
-    return model, forced, model.canonical(body, operation)
+    return model, forced, model.canonical(body, operation, inputs_pending=True)   # inputs come in a second pass
 
 
 def _produced(req: Canonical, route: Route, sizes: tuple[tuple[int, int], ...], size: str | None,

@@ -44,11 +44,13 @@ def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], 
 
 
 async def _call(transport: Transport, provider: Provider, target: Target, step: UrlStep, job: JobSpec, submitted: Any,
-                ctx: dict[str, Any]) -> upstream.UpstreamReply:
-    jctx = {**ctx, "job": submitted}
+                ctx: dict[str, Any], last: Any = None) -> upstream.UpstreamReply:
+    """`job` is the submit reply, `last` the latest job reply (a poll's, or the submit's before any poll): a
+    result several steps away reads what the final poll named (a file id) from it."""
+    jctx = {**ctx, "job": submitted, "last": submitted if last is None else last}
     body = step.json(jctx) if step.json is not None else None
     request = upstream.build(provider, target, jctx, step.method, _step_url(step, job, submitted, jctx, target),
-                             step.headers, {}, body)
+                             step.headers, step.query, body)
     return await transport.send(provider, request)
 
 
@@ -81,9 +83,8 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
                 await asyncio.sleep(min(interval, remaining))
             interval = min(interval * job.backoff, job.max_interval_s)
             try:
-                reply = await _call(transport, provider, target, job.poll, job, submitted, ctx)
-                if not 200 <= reply.status < 300:
-                    raise upstream.reply_error(provider, reply)
+                reply = await _call(transport, provider, target, job.poll, job, submitted, ctx, state)
+                upstream.check_reply(provider, reply)
                 if not isinstance(reply.json, (dict, list)):
                     raise errormap.make("upstream_malformed", f"{provider.name} sent an unreadable job status.")
             except UpstreamError as err:
@@ -95,26 +96,28 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
             state = extract.view(job.reply_view, reply.json, reply.headers, reply.status)
             if on_progress is not None and job.progress is not None:
                 value = search(job.progress, state)
-                await on_progress(float(value) if isinstance(value, (int, float)) else None)
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                await on_progress(float(value) * job.progress_scale if number else None)
         if job.result is None:
             return state["body"] if job.reply_view else state
-        reply = await _call(transport, provider, target, job.result, job, submitted, ctx)
-        if not 200 <= reply.status < 300:
-            raise upstream.reply_error(provider, reply)
-        return reply.body if job.result.binary else reply.json
+        reply = await _call(transport, provider, target, job.result, job, submitted, ctx, state)
+        if job.result.binary and 200 <= reply.status < 300:
+            return reply.body
+        upstream.check_reply(provider, reply)
+        return reply.json
     except (asyncio.CancelledError, UpstreamError) as exc:
         wanted = cancel_upstream() if isinstance(exc, asyncio.CancelledError) else exc.code == "upstream_timeout"
         if job.cancel is not None and wanted:
-            task = asyncio.ensure_future(_cancel(transport, provider, target, job, submitted, ctx))
+            task = asyncio.ensure_future(_cancel(transport, provider, target, job, submitted, ctx, state))
             background.add(task)
             task.add_done_callback(background.discard)
         raise
 
 
 async def _cancel(transport: Transport, provider: Provider, target: Target, job: JobSpec, submitted: Any,
-                  ctx: dict[str, Any]) -> None:
+                  ctx: dict[str, Any], last: Any = None) -> None:
     assert job.cancel is not None
     try:
-        await _call(transport, provider, target, job.cancel, job, submitted, ctx)
+        await _call(transport, provider, target, job.cancel, job, submitted, ctx, last)
     except UpstreamError:
         pass  # best effort: the job's own deadline ends it upstream

@@ -28,7 +28,7 @@ class BlockRule:
 
 @dataclass(frozen=True)
 class ErrorRule:
-    statuses: frozenset[int] | None     # None: any non-success status
+    statuses: frozenset[int] | None     # None: any non-success status; a 2xx listed also judges successful replies
     when: ParsedResult | None
     code: str
     retryable: bool | None               # None: the code's default
@@ -48,6 +48,7 @@ class UrlStep:
     json: Renderer | None
     headers: dict[str, Renderer]
     binary: bool = False               # the reply is the output file itself
+    query: dict[str, Renderer] = field(default_factory=dict)  # query parameters (context has job and last)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class JobSpec:
     cancel: UrlStep | None
     trusted_hosts: frozenset[str]
     progress: ParsedResult | None = None
+    progress_scale: float = 1.0            # makes the provider's progress 0-100 (100 for a 0..1 fraction)
     reply_view: bool = False               # conditions read {body, headers, status} (operation `view: reply`)
 
 
@@ -288,6 +290,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
         json=compile_value(step["json"], f"{path}.json") if "json" in step else None,
         headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in step.get("headers", {}).items()},
         binary=bool(step.get("binary", False)),
+        query={k: compile_value(v, f"{path}.query.{k}") for k, v in step.get("query", {}).items()},
     )
 
 
@@ -307,6 +310,7 @@ def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any) -
         cancel=_compile_step(job["cancel"], f"{path}.cancel") if "cancel" in job else None,
         trusted_hosts=frozenset(hosts(job.get("trusted_hosts", []), f"{path}.trusted_hosts")),
         progress=compile_path(job["progress"], f"{path}.progress") if "progress" in job else None,
+        progress_scale=float(job.get("progress_scale", 1.0)),
         reply_view=reply_view,
     )
 

@@ -12,7 +12,7 @@ Template contexts (names a template may use):
 | `base_url` | config |
 | `operations.*.request.*`, `async.headers`, route `body` | the request context (mediagate.context) and config |
 | `operations.chat.request.*` | route, values, model, extra, stream, config |
-| `async.poll/result/cancel` `path`, `json`, `headers` | the operation's context and job (the submit reply) |
+| `async.poll/result/cancel` `path`, `query`, `json`, `headers` | the operation's context, job (the submit reply) and last (the latest job reply) |
 | `auth.headers`, `auth.query` | the operation's context, job, secrets |
 | `blocked_when[].message` | body (the reply), match (what `when` found) |
 | `token.*` | account (the parsed credentials), config |
@@ -159,7 +159,7 @@ def provider(spec: dict[str, Any]) -> list[Problem]:
     for name, op in ops.items():
         if isinstance(op, dict):
             out += _operation(op, f"$.operations.{name}", chat_names() if name == "chat" else request_names())
-    every = request_names() | chat_names() | {"job", "secrets"}
+    every = request_names() | chat_names() | {"job", "last", "secrets"}
     for part in ("headers", "query"):
         out += template((spec.get("auth") or {}).get(part, {}), f"$.auth.{part}", every)
     for i, rule in enumerate(spec.get("errors", [])):
@@ -206,9 +206,9 @@ def _operation(op: dict[str, Any], path: str, names: frozenset[str]) -> list[Pro
             s = job.get(step)
             if isinstance(s, dict):
                 out += jmespath(s.get("url"), f"{path}.async.{step}.url")
-                for key in ("path", "json", "headers"):
+                for key in ("path", "query", "json", "headers"):
                     if key in s:
-                        out += template(s[key], f"{path}.async.{step}.{key}", names | {"job"})
+                        out += template(s[key], f"{path}.async.{step}.{key}", names | {"job", "last"})
         out += jmespath(job.get("done_when"), f"{path}.async.done_when")
         out += jmespath(job.get("progress"), f"{path}.async.progress")
         for i, r in enumerate(job.get("failed_when", [])):

@@ -448,3 +448,13 @@ async def _parse_json(body: bytes) -> Any:
 def reply_error(provider: Provider, reply: UpstreamReply) -> UpstreamError:
     """A non-2xx reply through the provider's error rules."""
     return errormap.classify(provider.errors, reply.status, reply.headers, reply.json)
+
+
+def check_reply(provider: Provider, reply: UpstreamReply) -> None:
+    """Raise the normalized error for a non-2xx reply, or for a 2xx one that an error rule naming that status
+    recognises as an error (an error code inside a successful reply)."""
+    if not 200 <= reply.status < 300:
+        raise reply_error(provider, reply)
+    err = errormap.on_success(provider.errors, reply.status, reply.headers, reply.json)
+    if err is not None:
+        raise err
