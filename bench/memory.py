@@ -43,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import loopwatch  # noqa: E402
 import procs  # noqa: E402
 
 MB = 1024 * 1024
@@ -102,10 +103,11 @@ class Sampler:
 PROBE_SCRIPT = r"""
 import http.client, json, os, sys, time
 port, stop_file, interval = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-lat, failures = [], 0
+lat, starts, failures = [], [], 0
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 while not os.path.exists(stop_file):
     t0 = time.perf_counter()
+    starts.append(time.time())
     try:
         conn.request("GET", "/healthz")
         resp = conn.getresponse()
@@ -117,7 +119,7 @@ while not os.path.exists(stop_file):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     lat.append(time.perf_counter() - t0)
     time.sleep(max(0.0, interval - (time.perf_counter() - t0)))
-print(json.dumps({"latencies": lat, "failures": failures}))
+print(json.dumps({"latencies": lat, "starts": starts, "failures": failures}))
 """
 
 
@@ -141,11 +143,13 @@ class Prober:
         out, _ = self.proc.communicate(timeout=60)
         self.stop_file.unlink(missing_ok=True)
         doc = json.loads(out)
-        self.latencies, self.failures = doc["latencies"], doc["failures"]
+        self.latencies, self.starts, self.failures = doc["latencies"], doc["starts"], doc["failures"]
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
+        slowest = sorted(zip(self.latencies, self.starts), reverse=True)[:10]
         return {"probes": len(lat), "max_ms": round(lat[-1] * 1000, 1) if lat else None,
+                "slowest": [[round(t, 3), round(l * 1000, 1)] for l, t in slowest],
                 "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1) if lat else None, "probe_failures": self.failures}
 
 
@@ -173,7 +177,9 @@ class Gateway:
 
     def start(self) -> None:
         port = procs.free_port()
-        argv = [sys.executable, "-m", "mediagate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        self.watch_file = self.tmp / f"loopwatch-{self.label}-{port}.json"
+        argv = [sys.executable, str(BENCH / "loopwatch.py"), str(self.watch_file), "serve", "--host", "127.0.0.1",
+                "--port", str(port)]
         self.server = procs.Server(f"mediagate-{self.label}", argv, self.env(), self.tmp / f"gw-{self.label}.log",
                                    f"http://127.0.0.1:{port}/healthz", cwd=str(self.tmp))
         self.server.start(120)
@@ -190,6 +196,11 @@ class Gateway:
 
     def rss(self) -> float:
         return procs.rss_mb(self.pids())
+
+    def loop_steps(self, since: float) -> dict[str, Any]:
+        """What the in-process loop watch saw from `since` to now (bench/loopwatch.py)."""
+        time.sleep(loopwatch.WRITE_EVERY_S * 2)  # its last write covers the whole case
+        return loopwatch.summarise(self.watch_file, since, time.time())
 
 
 def shadow_package(source: Path, into: Path) -> Path:
@@ -308,16 +319,18 @@ def case_healthz_edit(gw: Gateway, images: list[bytes], model: str) -> dict[str,
     async def go() -> list[tuple[int, int, float]]:
         async with _session() as s:
             return [await _edit(s, gw.base, model, images)]
+    t0 = time.time()
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         results = asyncio.run(go())
-    return {**prober.summary(), "statuses": _statuses(results), "seconds": round(results[0][2], 2),
+    return {**prober.summary(), **gw.loop_steps(t0), "statuses": _statuses(results), "seconds": round(results[0][2], 2),
             "peak_mb": round(sampler.peak), "payload_mb": round(sum(map(len, images)) / MB, 1)}
 
 
 def case_healthz_idle(gw: Gateway) -> dict[str, Any]:
+    t0 = time.time()
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         time.sleep(10)
-    return {**prober.summary(), "statuses": {}, "seconds": 10, "peak_mb": round(sampler.peak)}
+    return {**prober.summary(), **gw.loop_steps(t0), "statuses": {}, "seconds": 10, "peak_mb": round(sampler.peak)}
 
 
 def case_healthz_n10(gw: Gateway) -> dict[str, Any]:
@@ -332,11 +345,13 @@ def case_healthz_n10(gw: Gateway) -> dict[str, Any]:
     async def go() -> list[tuple[int, int]]:
         async with _session() as s:
             return [await _generate(s, gw.base, body)]
-    t0 = time.monotonic()
+    t0, since, cpu0 = time.monotonic(), time.time(), procs.cpu_seconds(gw.pids())
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         results = asyncio.run(go())
-    return {**prober.summary(), "statuses": _statuses(results), "seconds": round(time.monotonic() - t0, 2),
-            "response_mb": round(results[0][1] / MB, 1), "peak_mb": round(sampler.peak)}
+    return {**prober.summary(), **gw.loop_steps(since), "statuses": _statuses(results),
+            "gateway_cpu_s": round(procs.cpu_seconds(gw.pids()) - cpu0, 2),
+            "seconds": round(time.monotonic() - t0, 2), "response_mb": round(results[0][1] / MB, 1),
+            "peak_mb": round(sampler.peak)}
 
 
 # ---------------------------------------------------------------- the run
@@ -368,8 +383,10 @@ def brief(case: str, r: dict[str, Any]) -> str:
     if case.startswith("rss_200"):
         return (f"idle {r['idle_mb']} → peak {r['peak_mb']} MB, after {r['after_mb']} MB ({r['after_vs_idle_pct']:+} %); "
                 f"{st}; {r['bytes_per_answer'] / MB:.1f} MB/answer; {r['seconds']} s")
+    loop = (f"; longest loop step {r['loop_cpu_max_ms']} ms of loop-thread CPU (p99 {r['loop_cpu_p99_ms']} ms, "
+            f"process CPU {r['process_cpu_max_ms']} ms, wall {r['loop_wall_max_ms']} ms)") if r.get("loop_cpu_max_ms") is not None else ""
     return (f"/healthz max {r['max_ms']} ms, p99 {r['p99_ms']} ms over {r['probes']} probes "
-            f"({r['probe_failures']} failed); {st}; {r['seconds']} s; peak {r['peak_mb']} MB")
+            f"({r['probe_failures']} failed){loop}; {st}; {r['seconds']} s; peak {r['peak_mb']} MB")
 
 
 def run_side(tmp: Path, sim_url: str, source: Path | None, label: str, cases: list[str],
