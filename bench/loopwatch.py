@@ -65,8 +65,10 @@ class Watch:
                 self.loop.call_soon_threadsafe(pong)
             except RuntimeError:
                 return
+            captured = False
             while not done.wait(LATE_S):
-                if len(self.stacks) < 2000:
+                if not captured and len(self.stacks) < 2000:   # once per late ping: the watch's own cost stays small
+                    captured = True
                     frames = sys._current_frames()
                     frame = frames.get(self.loop_ident)
                     stack = traceback.format_stack(frame, limit=STACK_FRAMES) if frame is not None else []
@@ -150,11 +152,45 @@ def summarise(path: Path, since: float, until: float) -> dict[str, Any]:
             "gc_over_1ms": len([c for c in doc["gc"] if since <= c[0] <= until])}
 
 
+SLOW_CALLBACK_CPU_S = 0.005
+
+
+def _time_callbacks(out: Path) -> None:
+    """Diagnosis (LOOPWATCH_ASYNCIO=1): on the standard asyncio loop, the loop thread's CPU time of every
+    callback, and those over SLOW_CALLBACK_CPU_S with what they ran (asyncio's own slow-callback log
+    times wall clock, which on a loaded machine is mostly other processes)."""
+    run = asyncio.events.Handle._run
+    slow = out.with_suffix(".slow")
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        c0 = time.thread_time()
+        run(handle)
+        spent = time.thread_time() - c0
+        if spent >= SLOW_CALLBACK_CPU_S:
+            cb = getattr(handle, "_callback", None)
+            task = getattr(cb, "__self__", None)
+            coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+            where = repr(cb)[:200]
+            if coro is not None:
+                frames = []
+                while coro is not None and hasattr(coro, "cr_code"):
+                    frame = coro.cr_frame
+                    frames.append(f"{coro.cr_code.co_name}:{frame.f_lineno if frame else '-'}")
+                    coro = coro.cr_await
+                where = " > ".join(frames)
+            with slow.open("a") as f:
+                f.write(json.dumps({"at": time.time(), "cpu_ms": round(spent * 1000, 1), "what": where}) + "\n")
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     import uvloop
 
     make = uvloop.new_event_loop
+    if os.environ.get("LOOPWATCH_ASYNCIO"):
+        make = asyncio.new_event_loop
+        _time_callbacks(out)
 
     def watched() -> asyncio.AbstractEventLoop:   # uvicorn asks for uvloop.new_event_loop when it runs
         loop = make()
