@@ -445,8 +445,8 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 | requests in flight | `MEDIAGATE_MAX_CONCURRENT_REQUESTS` = 1,024 | engine/admission.py | 503 `service_unavailable`, `Retry-After: 1` (health, readiness, metrics exempt) |
 | request body bytes in flight, all requests | `MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES` = 512 MiB | engine/admission.py (Content-Length reserved up front; chunked bodies as they arrive) | 503 with `Retry-After: 1`; one body larger than the whole budget: 413 |
 | big upstream replies read and parsed at once | `BIG_REPLY_SLOTS` = 4 (replies over `BIG_REPLY_BYTES` = 1 MiB or of unknown length) | engine/upstream.py | the others wait unread in their sockets |
-| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB; strings over `BIG_STRING_CHARS` = 256 KiB moved in `SLICE_CHARS` = 192 KiB slices | engine/jsonbody.py | worker thread, in slices |
-| base64 made or undone at once | `B64_SLICE_BYTES` = 192 KiB | engine/imaging.py | the loop runs between slices |
+| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB; strings over `BIG_STRING_CHARS` = 256 KiB moved in `SLICE_CHARS` = 1 MiB slices | engine/jsonbody.py | worker thread, in slices |
+| base64 made or undone at once | `B64_SLICE_BYTES` = 768 KiB | engine/imaging.py | the loop runs between slices |
 | reply members echoing the request | an operation's `reply_skip` (Replicate: `input`) | engine/replyskip.py | dropped as they arrive, read as null; the 256 MiB reply cap counts what is kept |
 
 - Input images are held once, as the uploaded bytes. `b64` and `data_url` exist only when a route's template
@@ -457,8 +457,7 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 - JSON bodies go to aiohttp as a sized payload whose big strings are encoded slice by slice while it is
   sent; JSON responses holding big strings are streamed the same way (no whole copy of a 168 MB
   answer ever exists). Upstream replies are gathered into one buffer that becomes bytes without a copy.
-- glibc's sliding mmap threshold is fixed at 320 KiB (just above 256 KiB socket reads and the 192 KiB working
-  slices, which would otherwise page-fault afresh each time) and `malloc_trim` runs every 5 s
+- glibc's sliding mmap threshold is fixed at 256 KiB and `malloc_trim` runs every 5 s
   (engine/allocator.py), so RSS comes back after a burst instead of staying at its peak.
 - A streamed answer yields to the loop after each slice (a server's send does not while the socket takes
   the bytes), and a request keeps its admission place until its answer's last byte is sent.

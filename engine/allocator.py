@@ -14,13 +14,7 @@ import ctypes.util
 import logging
 
 log = logging.getLogger("mediagate")
-# Blocks this big or bigger are mmapped (and unmapped when freed). Just above the working buffers that come and
-# go hundreds of times per big answer — 256 KiB socket reads, 192 KiB JSON and base64 slices — so those are
-# reused from the heap: a fresh mapping page-faults on every touch, and at 256 KiB with 1 MiB slices the
-# faults made encoding or parsing a 16.8 MB string 2-3 times slower (bench/RESULTS.md, "allocator"). Kept
-# that low so that images and whole strings stay mappings of their own, given back the moment they are freed
-# (a 2 MiB threshold halved the faults again but left RSS after a 200-request burst up to 37 % above idle).
-MMAP_THRESHOLD_BYTES = 320 * 1024
+MMAP_THRESHOLD_BYTES = 256 * 1024   # blocks this big or bigger are mmapped (and unmapped when freed)
 _M_MMAP_THRESHOLD = -3              # mallopt parameter numbers from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024  # free heap top beyond this is returned at once

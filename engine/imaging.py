@@ -15,9 +15,8 @@ from PIL import Image, UnidentifiedImageError
 AVIF_MAX_SIDE_PX = 1600            # larger AVIF encodes are too slow to do inline; such images keep their format
 MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
 B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
-B64_SLICE_BYTES = 192 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii
-                                   # keeps the GIL for a whole call, so slices are what let the event loop run;
-                                   # a slice's 256 KiB of text stays below the allocator's mmap threshold
+B64_SLICE_BYTES = 768 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii
+                                   # keeps the GIL for a whole call, so slices are what let the event loop run
 
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
