@@ -579,8 +579,7 @@ def main() -> int:
             results[args.compare] = run_side(tmp, sim_url, worktree, "compare", cases, inputs)
     finally:
         sim.stop()
-        if worktree is not None:
-            shutil.rmtree(worktree, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)   # media, state, logs and loop-watch files of every gateway run
     load1 = os.getloadavg()
     budget_mb = 512
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
