@@ -1,7 +1,8 @@
 """The wrapper every HTTP endpoint goes through, and the small helpers handlers share.
 
 `endpoint(name)` gives a handler its request id, host / origin / key checks, admission (requests and upload
-bytes in flight), error shaping, metrics and one log line — for a streamed body once its last byte is sent.
+bytes in flight, held until the answer's last byte is sent), error shaping, metrics and one log line — for a
+streamed body once its last byte is sent.
 Every error leaves through `error_response` as an OpenAI error object with the request id; nothing else
 reaches a client. The endpoint families are in mediagate.api_images, api_videos, api_chat, api_models and
 api_ops; mediagate.app puts them together.

@@ -34,7 +34,7 @@ class ReplySkipper:
         self.key_done: bytes | None = None  # a member name read, waiting for its ':'
         self.skipping = False        # inside a skipped value
         self.skip_depth = 0          # containers opened inside the skipped value
-        self.top_object = None       # None until the first structural byte says whether the top is an object
+        self.top_object: bool | None = None  # unknown until the first structural byte says whether the top is an object
 
     def feed(self, chunk: bytes) -> bytes:
         out = bytearray()
