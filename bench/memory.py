@@ -6,7 +6,9 @@
 Starts the provider simulator (this checkout's, `python -m sandbox`) and `mediagate serve` as processes on
 loopback ports (bench/procs.py), with every provider pointed at the simulator, and measures the gateway
 process: RSS sampled every 5 ms from /proc (peak = the highest sample), and `/healthz` latency probed every
-5 ms from a separate process on its own keep-alive connection while a big request runs.
+5 ms from a separate process on its own keep-alive connection while a big request runs. The gateway runs
+under bench/loopwatch.py, which also reports the longest loop step in loop-thread CPU time and how long
+the loop thread sat queued for a CPU: on a loaded machine the wall-clock probe mostly measures the machine.
 
 With `--compare REF` (e.g. `main`) the same cases run, in the same session, against a gateway built from
 a temporary copy of REF (`git archive`; the repository itself is not touched) (its engine/ shadowed onto PYTHONPATH; the simulator stays this
@@ -43,6 +45,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import loopwatch  # noqa: E402
 import procs  # noqa: E402
 
 MB = 1024 * 1024
@@ -102,10 +105,11 @@ class Sampler:
 PROBE_SCRIPT = r"""
 import http.client, json, os, sys, time
 port, stop_file, interval = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-lat, failures = [], 0
+lat, starts, failures = [], [], 0
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 while not os.path.exists(stop_file):
     t0 = time.perf_counter()
+    starts.append(time.time())
     try:
         conn.request("GET", "/healthz")
         resp = conn.getresponse()
@@ -117,7 +121,7 @@ while not os.path.exists(stop_file):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     lat.append(time.perf_counter() - t0)
     time.sleep(max(0.0, interval - (time.perf_counter() - t0)))
-print(json.dumps({"latencies": lat, "failures": failures}))
+print(json.dumps({"latencies": lat, "starts": starts, "failures": failures}))
 """
 
 
@@ -141,11 +145,13 @@ class Prober:
         out, _ = self.proc.communicate(timeout=60)
         self.stop_file.unlink(missing_ok=True)
         doc = json.loads(out)
-        self.latencies, self.failures = doc["latencies"], doc["failures"]
+        self.latencies, self.starts, self.failures = doc["latencies"], doc["starts"], doc["failures"]
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
+        slowest = sorted(zip(self.latencies, self.starts), reverse=True)[:10]
         return {"probes": len(lat), "max_ms": round(lat[-1] * 1000, 1) if lat else None,
+                "slowest": [[round(t, 3), round(l * 1000, 1)] for l, t in slowest],
                 "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1) if lat else None, "probe_failures": self.failures}
 
 
@@ -173,7 +179,9 @@ class Gateway:
 
     def start(self) -> None:
         port = procs.free_port()
-        argv = [sys.executable, "-m", "mediagate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        self.watch_file = self.tmp / f"loopwatch-{self.label}-{port}.json"
+        argv = [sys.executable, str(BENCH / "loopwatch.py"), str(self.watch_file), "serve", "--host", "127.0.0.1",
+                "--port", str(port)]
         self.server = procs.Server(f"mediagate-{self.label}", argv, self.env(), self.tmp / f"gw-{self.label}.log",
                                    f"http://127.0.0.1:{port}/healthz", cwd=str(self.tmp))
         self.server.start(120)
@@ -190,6 +198,11 @@ class Gateway:
 
     def rss(self) -> float:
         return procs.rss_mb(self.pids())
+
+    def loop_steps(self, since: float) -> dict[str, Any]:
+        """What the in-process loop watch saw from `since` to now (bench/loopwatch.py)."""
+        time.sleep(loopwatch.WRITE_EVERY_S * 2)  # its last write covers the whole case
+        return loopwatch.summarise(self.watch_file, since, time.time())
 
 
 def shadow_package(source: Path, into: Path) -> Path:
@@ -308,16 +321,18 @@ def case_healthz_edit(gw: Gateway, images: list[bytes], model: str) -> dict[str,
     async def go() -> list[tuple[int, int, float]]:
         async with _session() as s:
             return [await _edit(s, gw.base, model, images)]
+    t0 = time.time()
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         results = asyncio.run(go())
-    return {**prober.summary(), "statuses": _statuses(results), "seconds": round(results[0][2], 2),
+    return {**prober.summary(), **gw.loop_steps(t0), "statuses": _statuses(results), "seconds": round(results[0][2], 2),
             "peak_mb": round(sampler.peak), "payload_mb": round(sum(map(len, images)) / MB, 1)}
 
 
 def case_healthz_idle(gw: Gateway) -> dict[str, Any]:
+    t0 = time.time()
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         time.sleep(10)
-    return {**prober.summary(), "statuses": {}, "seconds": 10, "peak_mb": round(sampler.peak)}
+    return {**prober.summary(), **gw.loop_steps(t0), "statuses": {}, "seconds": 10, "peak_mb": round(sampler.peak)}
 
 
 def case_healthz_n10(gw: Gateway) -> dict[str, Any]:
@@ -332,11 +347,13 @@ def case_healthz_n10(gw: Gateway) -> dict[str, Any]:
     async def go() -> list[tuple[int, int]]:
         async with _session() as s:
             return [await _generate(s, gw.base, body)]
-    t0 = time.monotonic()
+    t0, since, cpu0 = time.monotonic(), time.time(), procs.cpu_seconds(gw.pids())
     with Prober(gw.port) as prober, Sampler(gw.pids) as sampler:
         results = asyncio.run(go())
-    return {**prober.summary(), "statuses": _statuses(results), "seconds": round(time.monotonic() - t0, 2),
-            "response_mb": round(results[0][1] / MB, 1), "peak_mb": round(sampler.peak)}
+    return {**prober.summary(), **gw.loop_steps(since), "statuses": _statuses(results),
+            "gateway_cpu_s": round(procs.cpu_seconds(gw.pids()) - cpu0, 2),
+            "seconds": round(time.monotonic() - t0, 2), "response_mb": round(results[0][1] / MB, 1),
+            "peak_mb": round(sampler.peak)}
 
 
 # ---------------------------------------------------------------- the run
@@ -368,8 +385,10 @@ def brief(case: str, r: dict[str, Any]) -> str:
     if case.startswith("rss_200"):
         return (f"idle {r['idle_mb']} → peak {r['peak_mb']} MB, after {r['after_mb']} MB ({r['after_vs_idle_pct']:+} %); "
                 f"{st}; {r['bytes_per_answer'] / MB:.1f} MB/answer; {r['seconds']} s")
+    loop = (f"; longest loop step {r['loop_cpu_max_ms']} ms of loop-thread CPU (p99 {r['loop_cpu_p99_ms']} ms, "
+            f"process CPU {r['process_cpu_max_ms']} ms, wall {r['loop_wall_max_ms']} ms)") if r.get("loop_cpu_max_ms") is not None else ""
     return (f"/healthz max {r['max_ms']} ms, p99 {r['p99_ms']} ms over {r['probes']} probes "
-            f"({r['probe_failures']} failed); {st}; {r['seconds']} s; peak {r['peak_mb']} MB")
+            f"({r['probe_failures']} failed){loop}; {st}; {r['seconds']} s; peak {r['peak_mb']} MB")
 
 
 def run_side(tmp: Path, sim_url: str, source: Path | None, label: str, cases: list[str],
@@ -428,6 +447,7 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 | big upstream replies read and parsed at once | `BIG_REPLY_SLOTS` = 4 (replies over `BIG_REPLY_BYTES` = 1 MiB or of unknown length) | engine/upstream.py | the others wait unread in their sockets |
 | JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB; strings over `BIG_STRING_CHARS` = 256 KiB moved in `SLICE_CHARS` = 1 MiB slices | engine/jsonbody.py | worker thread, in slices |
 | base64 made or undone at once | `B64_SLICE_BYTES` = 768 KiB | engine/imaging.py | the loop runs between slices |
+| reply members echoing the request | an operation's `reply_skip` (Replicate: `input`) | engine/replyskip.py | dropped as they arrive, read as null; the 256 MiB reply cap counts what is kept |
 
 - Input images are held once, as the uploaded bytes. `b64` and `data_url` exist only when a route's template
   reads them (engine/inputs.py `ImageContext`), made in slices; a context carrying more than
@@ -439,6 +459,9 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
   answer ever exists). Upstream replies are gathered into one buffer that becomes bytes without a copy.
 - glibc's sliding mmap threshold is fixed at 256 KiB and `malloc_trim` runs every 5 s
   (engine/allocator.py), so RSS comes back after a burst instead of staying at its peak.
+- A streamed answer yields to the loop after each slice (a server's send does not while the socket takes
+  the bytes), and a request keeps its admission place until its answer's last byte is sent.
+- An operation's `reply_skip` members (Replicate: the echoed `input`) are dropped as the reply arrives.
 - Measured (table below): orjson, json, binascii and `bytes.decode` all hold the GIL for the whole call,
   so `asyncio.to_thread` alone does not free the loop for big buffers; slicing does.
 """
@@ -466,8 +489,8 @@ def gil_probe() -> str:
         ("orjson.dumps, 168 MB (10 x 16.8 MB strings)", lambda: orjson.dumps(doc)),
         ("orjson.loads, 168 MB", lambda: orjson.loads(blob)),
         ("json.loads, 168 MB", lambda: json.loads(blob)),
-        ("mediagate imaging.b64encode, 37 MB (768 KB slices)", lambda: imaging.b64encode(raw)),
-        ("mediagate jsonbody._slow_loads, 168 MB (big strings in 1 MB slices)", lambda: jsonbody._slow_loads(blob)),
+        (f"mediagate imaging.b64encode, 37 MB ({imaging.B64_SLICE_BYTES // 1024} KiB slices)", lambda: imaging.b64encode(raw)),
+        (f"mediagate jsonbody._slow_loads, 168 MB (big strings in {jsonbody.SLICE_CHARS // 1024} KiB slices)", lambda: jsonbody._slow_loads(blob)),
     ]
 
     async def one(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -556,8 +579,7 @@ def main() -> int:
             results[args.compare] = run_side(tmp, sim_url, worktree, "compare", cases, inputs)
     finally:
         sim.stop()
-        if worktree is not None:
-            shutil.rmtree(worktree, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)   # media, state, logs and loop-watch files of every gateway run
     load1 = os.getloadavg()
     budget_mb = 512
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -7,9 +7,6 @@ gateway holds are bounded by what it admits, not by what clients send. Over eith
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
-
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -33,40 +30,51 @@ class Admission:
         self.requests = 0
         self.upload_bytes = 0
 
-    @contextlib.contextmanager
-    def admit(self, request: Request) -> Iterator[Request]:
-        """The request, admitted, with a body reader that counts against the upload budget; the budget
-        is reserved up front from Content-Length (a chunked body reserves as it arrives) and given back
-        when the request is answered."""
+    def enter(self, request: Request) -> "Ticket":
+        """Admit `request`: its ticket carries a body reader that counts against the upload budget (reserved
+        up front from Content-Length; a chunked body reserves as it arrives). The caller releases the ticket
+        once the answer's last byte is sent or the caller left — not when the handler returns, since a
+        streamed answer (chat, a big b64 body, a media file) is still being produced after that."""
         if self.requests >= self.max_requests:
             raise _busy(f"{self.max_requests} concurrent requests")
-        held = 0
-
-        def take(n: int) -> None:
-            nonlocal held
-            if held + n > self.max_upload_bytes:
-                raise errors.too_large(self.max_upload_bytes)  # could never be admitted, whatever the load
-            if self.upload_bytes + n > self.max_upload_bytes:
-                raise _busy(f"{self.max_upload_bytes} upload bytes in flight")
-            self.upload_bytes += n
-            held += n
-
+        ticket = Ticket(self, request)
         declared = request.headers.get("content-length", "")
         self.requests += 1
         try:
             if declared.isdigit() and int(declared) > 0:
-                take(int(declared))
-            seen = 0
-            receive = request.receive
+                ticket.take(int(declared))
+        except BaseException:
+            ticket.release()
+            raise
+        return ticket
 
-            async def counted() -> Message:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if seen > held:
-                    take(seen - held)
-                return message
-            yield Request(request.scope, counted)
-        finally:
-            self.requests -= 1
-            self.upload_bytes -= held
+
+class Ticket:
+    """One admitted request's share of the caps; `release` gives it back (once, whatever calls it)."""
+
+    def __init__(self, admission: Admission, request: Request) -> None:
+        self.admission, self.held, self.seen, self.released = admission, 0, 0, False
+        receive = request.receive
+
+        async def counted() -> Message:
+            message = await receive()
+            self.seen += len(message.get("body", b""))
+            if self.seen > self.held:
+                self.take(self.seen - self.held)
+            return message
+        self.request = Request(request.scope, counted)
+
+    def take(self, n: int) -> None:
+        a = self.admission
+        if self.held + n > a.max_upload_bytes:
+            raise errors.too_large(a.max_upload_bytes)  # could never be admitted, whatever the load
+        if a.upload_bytes + n > a.max_upload_bytes:
+            raise _busy(f"{a.max_upload_bytes} upload bytes in flight")
+        a.upload_bytes += n
+        self.held += n
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.admission.requests -= 1
+            self.admission.upload_bytes -= self.held

@@ -1,7 +1,8 @@
 """The wrapper every HTTP endpoint goes through, and the small helpers handlers share.
 
 `endpoint(name)` gives a handler its request id, host / origin / key checks, admission (requests and upload
-bytes in flight), error shaping, metrics and one log line — for a streamed body once its last byte is sent.
+bytes in flight, held until the answer's last byte is sent), error shaping, metrics and one log line — for a
+streamed body once its last byte is sent.
 Every error leaves through `error_response` as an OpenAI error object with the request id; nothing else
 reaches a client. The endpoint families are in mediagate.api_images, api_videos, api_chat, api_models and
 api_ops; mediagate.app puts them together.
@@ -19,8 +20,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from mediagate import auth, errors, jsonbody, metrics, origin, reqctx, textcheck
+from mediagate.admission import Ticket
 from mediagate.errors import GatewayError
 from mediagate.media import Opened
 from mediagate.runtime import Runtime
@@ -94,6 +97,7 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
             ctx = reqctx.begin(request_id, name)
             # the history record's id: ours, never a caller's (a caller's id may repeat, or name another team's)
             ctx.details["record_id"] = request_id if request_id != incoming else f"req_{uuid.uuid4().hex}"
+            ticket: Ticket | None = None
             try:
                 if authenticated:
                     origin.check_host(request, rt.settings)
@@ -103,8 +107,8 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                     if caller.key is not None:
                         ctx.key, ctx.team = caller.key.get("name"), caller.team
                 if admitted:
-                    with request.app.state.admission.admit(request) as counted:
-                        response = await handler(counted, rt)
+                    ticket = request.app.state.admission.enter(request)
+                    response = await handler(ticket.request, rt)
                 else:
                     response = await handler(request, rt)
                 response.headers.update(auth.caller_of(request).rate_headers)
@@ -120,14 +124,33 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                 log.exception("unhandled error")
                 ctx.error_code = "internal_error"
                 response = error_response(errors.internal(), request_id)
+            except BaseException:  # cancelled: nothing will be sent
+                if ticket is not None:
+                    ticket.release()
+                raise
             response.headers[REQUEST_ID_HEADER] = request_id
             if isinstance(response, StreamingResponse):
                 response.body_iterator = _to_last_byte(response.body_iterator, lambda: _finished(ctx, response, rt, request))
             else:
                 _finished(ctx, response, rt, request)
-            return response
+            return response if ticket is None else Held(response, ticket.release)
         return run
     return wrap
+
+class Held(Response):
+    """`response`, still counted against the admission caps while it is sent: `release` runs once its last
+    byte is sent or sending stopped (the caller left, an error). A streamed answer — chat, a big b64 body, a
+    media file — is produced after its handler returned, and holds its memory and upstream until then."""
+
+    def __init__(self, response: Response, release: Callable[[], None]) -> None:
+        self.response, self.release = response, release
+        self.status_code, self.raw_headers, self.background = response.status_code, response.raw_headers, None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            self.release()
 
 async def _to_last_byte(body: AsyncIterator[Any], done: Callable[[], None]) -> AsyncIterator[Any]:
     try:

@@ -104,11 +104,12 @@ def _lift(value: Any, big: list[str]) -> Any:
     return value
 
 
-def _string_slices(s: str) -> Iterator[bytes]:
-    """`s` as JSON string content (escaped), a slice at a time; with the quotes around it."""
+def _string_slices(s: str) -> Iterator[bytes | memoryview]:
+    """`s` as JSON string content (escaped), a slice at a time; with the quotes around it. A slice is a view
+    inside its encoding, not a copy of it without the quotes."""
     yield b'"'
     for i in range(0, len(s), SLICE_CHARS):
-        yield dumps(s[i:i + SLICE_CHARS])[1:-1]
+        yield memoryview(dumps(s[i:i + SLICE_CHARS]))[1:-1]
     yield b'"'
 
 
@@ -145,7 +146,7 @@ def parts(value: Any) -> list[bytes | str]:
     return out
 
 
-def iter_bytes(pieces: list[bytes | str]) -> Iterator[bytes]:
+def iter_bytes(pieces: list[bytes | str]) -> Iterator[bytes | memoryview]:
     for p in pieces:
         if isinstance(p, str):
             yield from _string_slices(p)
@@ -153,11 +154,13 @@ def iter_bytes(pieces: list[bytes | str]) -> Iterator[bytes]:
             yield p
 
 
-async def stream(pieces: list[bytes | str]) -> AsyncIterator[bytes]:
+async def stream(pieces: list[bytes | str]) -> AsyncIterator[bytes | memoryview]:
     """A response body sent as it is encoded: no whole copy of it ever exists, and the loop runs
-    between slices."""
+    between slices. It must be told to: a server's send returns without yielding while the socket takes
+    the bytes (a fast reader on loopback took a third of a 168 MB answer in one 418 ms loop step)."""
     for chunk in iter_bytes(pieces):
         yield chunk
+        await asyncio.sleep(0)
 
 
 def _join(pieces: list[bytes | str]) -> bytes:

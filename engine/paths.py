@@ -38,6 +38,18 @@ def search(compiled: ParsedResult, data: Any) -> Any:
         return None
 
 
+def field_names(compiled: ParsedResult) -> set[str]:
+    """Every field name the expression reads, at any depth (`a.b[?c]` reads a, b and c)."""
+    names: set[str] = set()
+    todo = [compiled.parsed]
+    while todo:
+        node = todo.pop()
+        if node.get("type") == "field":
+            names.add(node["value"])
+        todo.extend(c for c in node.get("children", ()) if isinstance(c, dict))
+    return names
+
+
 def truthy(value: Any) -> bool:
     """JMESPath truth: empty list/dict/string, False and null are false."""
     return value not in (None, False, "", [], {})

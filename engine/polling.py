@@ -51,6 +51,8 @@ async def _call(transport: Transport, provider: Provider, target: Target, step: 
     body = step.json(jctx) if step.json is not None else None
     request = upstream.build(provider, target, jctx, step.method, _step_url(step, job, submitted, jctx, target),
                              step.headers, step.query, body)
+    if not step.binary:
+        request.reply_skip = job.reply_skip
     return await transport.send(provider, request)
 
 

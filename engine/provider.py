@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from jmespath.parser import ParsedResult
 
-from mediagate.paths import compile_path
+from mediagate.paths import compile_path, field_names
 from mediagate.templates import Renderer, TemplateError, compile_value
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -77,6 +77,7 @@ class JobSpec:
     progress: ParsedResult | None = None
     progress_scale: float = 1.0            # makes the provider's progress 0-100 (100 for a 0..1 fraction)
     reply_view: bool = False               # conditions read {body, headers, status} (operation `view: reply`)
+    reply_skip: frozenset[str] = frozenset()  # top-level reply members dropped unread (operation `reply_skip`)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Operation:
     file_types: tuple[str, ...] | None = None  # `outputs.body: file`: the reply body is the file, of these types
     reply_view: bool = False               # paths read {body, headers, status} instead of the body (`view: reply`)
     metadata: dict[str, ParsedResult] = field(default_factory=dict)  # reply fields surfaced as metadata.upstream
+    reply_skip: frozenset[str] = frozenset()  # top-level members of its JSON replies dropped unread (`reply_skip`)
 
 
 @dataclass
@@ -258,7 +260,8 @@ def _compile_operation(op: dict[str, Any], path: str, hosts: Any) -> Operation:
     if file_types is not None and op.get("blocked_when") and not reply_view:
         raise ProviderSpecError(f"{path}.blocked_when", "the reply body is a file, so a condition can only read its "
                                 "headers or status: add view: reply and write paths such as headers.\"x-flag\"")
-    return Operation(
+    reply_skip = frozenset(op.get("reply_skip", ()))
+    operation = Operation(
         method=req["method"],
         path=compile_value(req["path"], f"{path}.request.path"),
         headers={k: compile_value(v, f"{path}.request.headers.{k}") for k, v in req.get("headers", {}).items()},
@@ -274,12 +277,30 @@ def _compile_operation(op: dict[str, Any], path: str, hosts: Any) -> Operation:
                                 compile_value(b["message"], f"{path}.blocked_when[{i}].message") if "message" in b else None)
                       for i, b in enumerate(op.get("blocked_when", []))),
         on_empty=op.get("on_empty"),
-        job=(_compile_job(op["async"], f"{path}.async", reply_view, hosts) if "async" in op else None),
+        job=(_compile_job(op["async"], f"{path}.async", reply_view, hosts, reply_skip) if "async" in op else None),
         takes_mask=bool(op.get("mask", False)),
         idempotency_header=op["idempotency"]["header"] if "idempotency" in op else None,
         file_types=file_types, reply_view=reply_view,
         metadata={k: compile_path(v, f"{path}.outputs.metadata.{k}") for k, v in outputs.get("metadata", {}).items()},
+        reply_skip=reply_skip,
     )
+    if reply_skip:
+        read = set().union(*(field_names(p) for p in _reply_paths(operation)))
+        if read & reply_skip:
+            raise ProviderSpecError(f"{path}.reply_skip", f"{', '.join(sorted(read & reply_skip))} is read by a path of "
+                                    "this operation, so it cannot be skipped (a skipped member reads as null)")
+    return operation
+
+
+def _reply_paths(op: Operation) -> list[ParsedResult]:
+    """Every JMESPath of an operation that reads one of its replies."""
+    paths = [op.items, *op.item.values(), *op.response.values(), *op.metadata.values(), *(b.when for b in op.blocked)]
+    if op.job is not None:
+        job = op.job
+        paths += [job.done_when, *(r.when for r in job.failed_when), *(r.message for r in job.failed_when if r.message)]
+        paths += [p for p in (job.progress,) if p is not None]
+        paths += [s.url for s in (job.poll, job.result, job.cancel) if s is not None and s.url is not None]
+    return paths
 
 
 def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
@@ -294,7 +315,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
     )
 
 
-def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any) -> JobSpec:
+def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any, reply_skip: frozenset[str]) -> JobSpec:
     return JobSpec(
         submit_headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in job.get("headers", {}).items()},
         poll=_compile_step(job["poll"], f"{path}.poll"),
@@ -311,7 +332,7 @@ def _compile_job(job: dict[str, Any], path: str, reply_view: bool, hosts: Any) -
         trusted_hosts=frozenset(hosts(job.get("trusted_hosts", []), f"{path}.trusted_hosts")),
         progress=compile_path(job["progress"], f"{path}.progress") if "progress" in job else None,
         progress_scale=float(job.get("progress_scale", 1.0)),
-        reply_view=reply_view,
+        reply_view=reply_view, reply_skip=reply_skip,
     )
 
 

@@ -89,6 +89,38 @@ def test_concurrent_requests_over_the_cap_get_a_shaped_503(sim: Any, tmp_path: P
     assert third.json()["error"]["code"] == "service_unavailable" and third.headers["retry-after"] == "1"
 
 
+def test_a_streamed_answer_holds_its_place_until_the_last_byte(sim: Any, tmp_path: Path) -> None:
+    """The cap counts a request until its answer is sent, not until its handler returns: two chat streams
+    still being relayed fill a cap of 2 (limit + 1 is refused); one read to its end and one the caller
+    leaves mid-stream each give their place back."""
+    def chat(words: int) -> dict[str, Any]:
+        return {"model": "gpt-4.1-mini", "stream": True,
+                "messages": [{"role": "user", "content": " ".join(["word"] * words) + " [sim:chunk=100]"}]}
+
+    def wait_for(held: int) -> None:
+        deadline = time.monotonic() + 10
+        while gw.app.state.admission.requests != held:
+            assert time.monotonic() < deadline, f"{gw.app.state.admission.requests} held, expected {held}"
+            time.sleep(0.01)
+
+    with GatewayThread(sim.base_url, tmp_path, max_concurrent_requests=2) as gw, httpx.Client(timeout=30) as client:
+        url = gw.base_url + "/v1/chat/completions"
+        with client.stream("POST", url, json=chat(12)) as short, client.stream("POST", url, json=chat(60)) as long:
+            assert short.status_code == long.status_code == 200
+            short_chunks, long_chunks = short.iter_bytes(), long.iter_bytes()
+            next(short_chunks), next(long_chunks)   # both handlers have returned; their bodies are being sent
+            wait_for(2)
+            third = client.post(gw.base_url + GEN, json={"model": "dall-e-2", "prompt": "x"})
+            assert third.status_code == 503, third.text[:300]
+            assert third.json()["error"]["code"] == "service_unavailable"
+            assert b"[DONE]" in b"".join(short_chunks)   # read to the end: one place back
+            wait_for(1)
+            assert client.post(gw.base_url + GEN, json={"model": "dall-e-2", "prompt": "x"}).status_code == 200
+            next(long_chunks)
+        wait_for(0)   # the caller left mid-stream: its place is back too
+        assert client.post(gw.base_url + GEN, json={"model": "dall-e-2", "prompt": "x"}).status_code == 200
+
+
 # ---------------------------------------------------------------- upload bytes in flight
 
 def _open_upload(port: int, declared: int) -> socket.socket:
