@@ -22,7 +22,7 @@ from mediagate import openapi, openapi_paths, shape
 from mediagate.app import create_app
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
-from tests.servers import GatewayThread
+from tests.servers import GatewayThread, image_bytes
 
 CATALOG = catalog_mod.load(None)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -198,3 +198,20 @@ def test_a_trailing_newline_is_refused_as_every_json_schema_tool_would() -> None
     with pytest.raises(GatewayError) as refused:
         validator.validate({"model": "gpt-image-1", "prompt": "x", "size": "1024x1024\n"})
     assert refused.value.param == "size"
+
+
+def test_what_schemathesis_found_the_document_admits_and_the_gateway_takes(gateway: GatewayThread) -> None:
+    """Found by schemathesis's positive cases: a multipart `stream=false` (a form field is text) was refused as
+    unsupported, and chat refused `"stream": null`, which the document (and OpenAI) take as "not given"."""
+    import httpx
+    png = image_bytes("png", 64, 64)
+    r = httpx.post(gateway.base_url + "/v1/images/edits?dryRun=true", data={"model": "dall-e-2", "prompt": "x", "stream": "false"},
+                   files={"image": ("a.png", png, "image/png")}, timeout=60)
+    assert r.status_code == 200, r.text
+    r = httpx.post(gateway.base_url + "/v1/images/edits?dryRun=true", data={"model": "dall-e-2", "prompt": "x", "stream": "true"},
+                   files={"image": ("a.png", png, "image/png")}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
+    chat = {"model": "gpt-5-mini", "messages": [{"role": "user", "content": "hi"}], "stream": None, "max_tokens": None}
+    assert httpx.post(gateway.base_url + "/v1/chat/completions?dryRun=true", json=chat, timeout=60).status_code == 200
+    r = httpx.post(gateway.base_url + "/v1/chat/completions?dryRun=ture", json=chat, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "dryRun"
