@@ -49,7 +49,7 @@ def _branch(catalog: Catalog, model: Model, operation: str, form: str) -> dict[s
     schema.pop("$schema", None)
     props = schema["properties"]
     for name in props:
-        if name not in schema["required"]:
+        if name not in schema["required"] and form == "json":   # a form field is text: it has no null
             props[name] = nullable(props[name])
     props["model"] = {**props["model"], "enum": names(catalog, model)}
     schema["propertyNames"] = {"pattern": FIELD_NAME_PATTERN}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mediagate.canonical import MAX_N
 from mediagate.endpoint import FLAG_WORDS
 from mediagate.openapi_schemas import ref
 
@@ -140,7 +141,7 @@ PATHS: dict[str, dict[str, Operation]] = {
     "/v1/videos/{video_id}/content": {"get": op(
         "videos.content", "Download a finished video", "videos", {200: _file(VIDEO_TYPES)}, GUARDED + (404, 409, 410),
         params=(_VIDEO_ID, {"name": "variant", "in": "query", "schema": {"enum": ["video"], "default": "video"}},
-                {"name": "index", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0},
+                {"name": "index", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_N - 1, "default": 0},
                  "description": "which output of an n > 1 job"}))},
     "/v1/models": {"get": op("models.list", "List models", "models", {200: ref("ModelList")}, GUARDED, params=(SCHEMA,))},
     "/v1/models/{model_id}": {"get": op(

@@ -163,12 +163,14 @@ _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 API_KEY_CREATE: Schema = {
     "type": "object", "required": ["name"], "additionalProperties": False,
     "description": "The same fields as `mediagate keys create`.",
-    "dependentRequired": {"budget_period": ["budget"]},
+    "if": {"required": ["budget_period"], "properties": {"budget_period": {"type": "string"}}},   # null: not given
+    "then": {"required": ["budget"], "properties": {"budget": {"type": "number"}}},
     "properties": {"name": _NAME, **{k: nullable(v) for k, v in {
         "team": {"type": "string", "minLength": 1, "maxLength": 100}, "models": _GLOBS, "endpoints": _GLOBS, **_KEY_LIMITS,
         "budget": {"type": "number", "minimum": 0, "maximum": MAX_BUDGET_USD, "description": "USD per budget_period"},
         "budget_period": {"enum": list(PERIODS), "description": "only with budget (default month)"},
-        "expires": {"type": "string", "description": "ISO 8601 date or time (UTC when no zone is given)"}}.items()}}}
+        "expires": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}, {"const": ""}],
+                    "description": "ISO 8601 date or time (UTC when no zone is given); empty: never"}}.items()}}}
 
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR, "Adjustment": ADJUSTMENT, "Attempt": ATTEMPT, "PriceComponent": PRICE_COMPONENT,

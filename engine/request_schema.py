@@ -109,7 +109,7 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
         props["duration"] = _mode(seconds, "converted", "alias of seconds")
         props["input_reference"] = _mode({"anyOf": [{"type": "string"}, {"type": "object"}]}, "converted",
                                          "an image to start from: an uploaded file, a data: URL or an https URL")
-        props["webhook_url"] = _mode({"type": "string", "pattern": "^https?://", "maxLength": 2048}, "emulated",
+        props["webhook_url"] = _mode({"type": "string", "pattern": "^https?://[^/?#]", "maxLength": 2048}, "emulated",
                                      "receives video.completed / video.failed, signed per Standard Webhooks")
         props["idempotency_key"] = _mode({"type": "string", "minLength": 1, "maxLength": 255}, "emulated",
                                          "a repeated key returns the job it first created")
