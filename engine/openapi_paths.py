@@ -56,8 +56,25 @@ SCHEMA = {"name": "schema", "in": "query", "schema": _FLAG,
           "description": "add the compiled request schema of each operation (the same that validates requests)"}
 
 
-def _json(schema: Any, status: int) -> Operation:
-    return {"description": DESCRIPTIONS[status], "headers": REQUEST_ID, "content": {"application/json": {"schema": schema}}}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "string"}}}
+GENERATED = {"X-Mediagate-Provider": {"description": "the provider that served the request", "schema": {"type": "string"}},
+             "X-Mediagate-Model": {"description": "the catalog model id", "schema": {"type": "string"}}}
+
+
+def _json(schema: Any, status: int, headers: dict[str, Any] | None = None) -> Operation:
+    extra = RETRY_AFTER if status in (429, 503) else {}
+    return {"description": DESCRIPTIONS[status], "headers": {**REQUEST_ID, **extra, **(headers or {})},
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _links(target: str, param: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links: the id in a created object's body names the resource for the operations that read it."""
+    return {op_id.replace(".", "_"): {"operationId": op_id, "parameters": {param: f"$response.body#/{target}"}}
+            for op_id in operation_ids}
+
+
+def _with_links(response: Operation, links: dict[str, Any]) -> Operation:
+    return {**response, "links": links}
 
 
 def _path(name: str, description: str) -> dict[str, Any]:
@@ -108,13 +125,13 @@ _KEY_ID = _path("key_id", "a key's id or name")
 PATHS: dict[str, dict[str, Operation]] = {
     "/v1/images/generations": {"post": op(
         "images.generations", "Generate images", "images",
-        {200: {"anyOf": [ref("ImageResponse"), ref("DryRunEstimate")]}}, GUARDED + BODY + SPEND + (507,),
+        {200: _json({"anyOf": [ref("ImageResponse"), ref("DryRunEstimate")]}, 200, GENERATED)}, GUARDED + BODY + SPEND + (507,),
         body=_json_body("ImageGenerationRequest"), params=(DRY_RUN, SANDBOX),
         description="The body is one model's request schema, chosen by `model` (an id, an alias, or provider/model "
                     "to force a provider). Unknown fields are passed through to the provider.")},
     "/v1/images/edits": {"post": op(
         "images.edits", "Edit images", "images",
-        {200: {"anyOf": [ref("ImageResponse"), ref("DryRunEstimate")]}}, GUARDED + BODY + SPEND + (507,),
+        {200: _json({"anyOf": [ref("ImageResponse"), ref("DryRunEstimate")]}, 200, GENERATED)}, GUARDED + BODY + SPEND + (507,),
         body={**_EDIT_FORM, **_json_body("ImageEditRequest")}, params=(DRY_RUN, SANDBOX),
         description="Multipart (`image` / `image[]` file parts, optional `mask`, text fields: the OpenAI SDKs' way) "
                     "or JSON with the images as data: or https URLs.")},
@@ -128,7 +145,8 @@ PATHS: dict[str, dict[str, Operation]] = {
         "post": op("videos.create", "Create a video job", "videos",
                    {200: {"anyOf": [ref("Video"), ref("DryRunEstimate")],
                           "description": "dryRun's estimate, or the job an idempotency_key created before"},
-                    202: ref("Video")},
+                    202: _with_links(_json(ref("Video"), 202), _links("id", "video_id", "videos.get", "videos.content",
+                                                                        "videos.delete"))},
                    GUARDED + BODY + SPEND, body={**_json_body("VideoCreateRequest"), **_VIDEO_FORM}, params=(DRY_RUN, SANDBOX)),
         "get": op("videos.list", "List video jobs", "videos", {200: ref("VideoList")}, GUARDED + (404,), params=(
             {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "the last id of the previous page"},
@@ -160,7 +178,9 @@ PATHS: dict[str, dict[str, Operation]] = {
     "/openapi.json": {"get": op("openapi", "This document", "operations", {200: {"type": "object"}}, GUARDED)},
     "/admin/keys": {
         "get": op("admin.keys.list", "List keys", "admin", {200: ref("ApiKeyList")}, ADMIN, security=ADMIN_AUTH),
-        "post": op("admin.keys.create", "Create a key (its secret is in `key`, shown once)", "admin", {201: ref("ApiKey")},
+        "post": op("admin.keys.create", "Create a key (its secret is in `key`, shown once)", "admin",
+                   {201: _with_links(_json(ref("ApiKey"), 201), _links("id", "key_id", "admin.keys.get", "admin.keys.rotate",
+                                                                      "admin.keys.revoke"))},
                    ADMIN + (400, 409, 413, 415), body=_json_body("ApiKeyCreate"), security=ADMIN_AUTH)},
     "/admin/keys/{key_id}": {
         "get": op("admin.keys.get", "Show a key", "admin", {200: ref("ApiKey")}, ADMIN + (404,), params=(_KEY_ID,),
