@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any, Iterable
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from mediagate import openapi_paths as paths
 from mediagate.catalog import Catalog, Model
@@ -126,13 +126,18 @@ def documented_path(route_path: str) -> str | None:
     return path
 
 
-def mounted(routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:
-    """(documented path, lowercase method) of every route the app serves (HEAD is Starlette's own for GET)."""
+def mounted(routes: Iterable[BaseRoute], prefix: str = "") -> set[tuple[str, str]]:
+    """(documented path, lowercase method) of every route the app serves (HEAD is Starlette's own for GET);
+    a Mount's routes under its path, unless the mount itself is UNDOCUMENTED (static files of an HTML page)."""
     out: set[tuple[str, str]] = set()
     for route in routes:
+        if isinstance(route, Mount):
+            if documented_path(prefix + route.path) is not None:
+                out |= mounted(route.routes, prefix + route.path)
+            continue
         if not isinstance(route, Route):
-            raise TypeError(f"{route!r}: only plain routes are checked; document a mount's routes one by one")
-        path = documented_path(route.path)
+            raise TypeError(f"{route!r}: a route kind the OpenAPI coverage check does not know")
+        path = documented_path(prefix + route.path)
         if path is not None:
             out |= {(path, m.lower()) for m in (route.methods or ()) if m != "HEAD"}
     return out

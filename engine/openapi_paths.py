@@ -5,6 +5,11 @@ a page that is not an API (HTML) goes in UNDOCUMENTED instead. `/openai/v1/...` 
 and is documented once, under `/v1`. Request bodies driven by the model specs are `$ref`s to components
 that mediagate.openapi builds from the compiled request schemas; response objects are in
 mediagate.openapi_schemas.
+
+Adding a route: one row, e.g. for `GET /v1/usage` (operationId = the endpoint's name in mediagate.endpoint)
+    "/v1/usage": {"get": op("usage", "Usage per key, team, model, provider and day", "usage",
+                            {200: ref("Usage")}, GUARDED, params=({"name": "from", "in": "query", ...},))},
+and its response object as "Usage" in openapi_schemas.COMPONENTS; schemathesis then checks the answers.
 """
 
 from __future__ import annotations
