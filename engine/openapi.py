@@ -32,6 +32,13 @@ _IMAGE_REF = {"anyOf": [{"type": "string", "description": "a data: URL or an htt
                         {"type": "object", "properties": {"image_url": {"anyOf": [{"type": "string"}, {"type": "object"}]},
                                                           "url": {"type": "string"}}}]}
 FIELD_NAME_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"   # no control character in a field name (textcheck)
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+# An unknown field is passed through as it is, at any depth, once mediagate.textcheck has found nothing a provider
+# could not be sent: no control character in a name, no NUL (or lone surrogate) in a string.
+PASSTHROUGH = {"anyOf": [{"type": ["number", "boolean", "null"]}, {"type": "string", "pattern": NO_NUL_PATTERN},
+                         {"type": "array", "items": ref("PassthroughValue")},
+                         {"type": "object", "propertyNames": {"pattern": FIELD_NAME_PATTERN},
+                          "additionalProperties": ref("PassthroughValue")}]}
 _CONVERTER = re.compile(r"\{([^}:]+):[^}]+\}")
 _cached: tuple[Catalog, bytes] | None = None
 
@@ -53,6 +60,8 @@ def _branch(catalog: Catalog, model: Model, operation: str, form: str) -> dict[s
             props[name] = nullable(props[name])
     props["model"] = {**props["model"], "enum": names(catalog, model)}
     schema["propertyNames"] = {"pattern": FIELD_NAME_PATTERN}
+    if form == "json":
+        schema["additionalProperties"] = ref("PassthroughValue")
     if operation == "edit":
         schema["required"] = [*schema["required"], "image"]
         if form == "multipart":
@@ -93,7 +102,8 @@ def document(catalog: Catalog) -> dict[str, Any]:
         "tags": [{"name": t} for t in ("images", "videos", "chat", "models", "operations", "admin")],
         "security": paths.GATEWAY_AUTH,
         "paths": _with_model_names(catalog, paths.PATHS),
-        "components": {"securitySchemes": paths.SECURITY_SCHEMES, "schemas": {**COMPONENTS, **_bodies(catalog)}},
+        "components": {"securitySchemes": paths.SECURITY_SCHEMES,
+                       "schemas": {**COMPONENTS, "PassthroughValue": PASSTHROUGH, **_bodies(catalog)}},
     }
 
 

@@ -218,3 +218,21 @@ def test_what_schemathesis_found_the_document_admits_and_the_gateway_takes(gatew
     assert httpx.post(gateway.base_url + "/v1/chat/completions?dryRun=true", json=chat, timeout=60).status_code == 200
     r = httpx.post(gateway.base_url + "/v1/chat/completions?dryRun=ture", json=chat, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "dryRun"
+
+
+@pytest.mark.parametrize("body,passes", [({"extra": {"a\x01": 1}}, False), ({"extra": ["x\x00"]}, False),
+                                         ({"extra": {"nested": [{"k": "v"}], "n": None}}, True)])
+def test_passthrough_fields_are_documented_as_textcheck_takes_them(body: dict[str, Any], passes: bool) -> None:
+    """Unknown fields go to the provider as they are, at any depth, unless textcheck refuses them (400): the
+    document's PassthroughValue says the same."""
+    import jsonschema
+    from mediagate import textcheck
+    doc = openapi.document(CATALOG)
+    schema = {**doc["components"]["schemas"]["PassthroughValue"], "components": doc["components"]}
+    valid = jsonschema.Draft202012Validator(schema).is_valid(body["extra"])
+    try:
+        textcheck.check(body)
+        taken = True
+    except GatewayError:
+        taken = False
+    assert valid == taken == passes
