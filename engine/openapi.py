@@ -157,5 +157,8 @@ def coverage(routes: Iterable[BaseRoute]) -> tuple[list[str], list[str]]:
     """(routes served but not documented, operations documented but not served)."""
     served = mounted(routes)
     listed = {(p, m) for p, ops in paths.PATHS.items() for m in ops}
-    show = lambda pairs: sorted(f"{m.upper()} {p}" for p, m in pairs)  # noqa: E731
-    return show(served - listed), show(listed - served)
+    return _shown(served - listed), _shown(listed - served)
+
+
+def _shown(pairs: set[tuple[str, str]]) -> list[str]:
+    return sorted(f"{method.upper()} {path}" for path, method in pairs)
