@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.routing import Mount, Route
 
 from mediagate import catalog as catalog_mod
@@ -80,7 +81,11 @@ def test_an_invalid_document_is_refused_by_the_validator() -> None:
     doc = openapi.document(CATALOG)
     broken = copy.deepcopy(doc)
     broken["paths"]["/v1/models/{model_id}"]["get"]["parameters"] = []
-    with pytest.raises(Exception):
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)
+    broken = copy.deepcopy(doc)
+    broken["paths"]["/v1/videos"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] = {"type": 7}
+    with pytest.raises(OpenAPIValidationError):
         validate(broken)
 
 
