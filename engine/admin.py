@@ -10,14 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mediagate import auth, keys
+from mediagate import auth, keys, textcheck
 from mediagate.errors import GatewayError, invalid_request, not_found
+from mediagate.openapi_schemas import API_KEY_CREATE
+from mediagate.request_schema import RequestValidator
 from mediagate.runtime import Runtime
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 CREATE_FIELDS = ("name", "team", "models", "endpoints", "rpm", "images_per_min", "video_seconds_per_min",
                  "max_concurrent_jobs", "budget", "budget_period", "expires", "store_payloads")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
+_CREATE = RequestValidator(API_KEY_CREATE)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -44,9 +47,12 @@ async def _body(request: Request) -> dict[str, Any]:
         raise invalid_request("The request body is not valid JSON.", None, "invalid_json") from None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
+    textcheck.check(body)   # a lone surrogate or NUL could not be stored: 400 naming the field, not a 500
     unknown = sorted(set(body) - set(CREATE_FIELDS))
     if unknown:
         raise invalid_request(f"Unknown field '{unknown[0][:60]}'; the fields are {', '.join(CREATE_FIELDS)}.", unknown[0])
+    body = _CREATE.without_nulls(body)
+    _CREATE.validate(body)   # the schema /openapi.json serves: types and bounds, 400 naming the field
     return body
 
 

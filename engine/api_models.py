@@ -10,7 +10,7 @@ from mediagate.endpoint import endpoint
 from mediagate.runtime import Runtime
 
 def _wants_schema(request: Request) -> bool:
-    return request.query_params.get("schema", "").lower() in ("1", "true", "yes")
+    return ep.flag(request.query_params.get("schema"), "schema")
 
 
 @endpoint("models.list")

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from mediagate import auth, errors, imaging, jobstore, metrics
 from mediagate import media as media_store
+from mediagate import openapi as openapi_doc
 from mediagate import endpoint as ep
 from mediagate.endpoint import endpoint
 from mediagate.errors import GatewayError
@@ -77,5 +78,4 @@ async def metrics_page(request: Request, rt: Runtime) -> Response:
 
 @endpoint("openapi")
 async def openapi(request: Request, rt: Runtime) -> Response:
-    from mediagate.openapi import document
-    return ep.json_response(document(rt.catalog))
+    return Response(openapi_doc.rendered(rt.catalog), media_type="application/json")

@@ -36,7 +36,7 @@ def _validate(rt: Runtime, body: Any) -> tuple[Model, str | None]:
     validator = model.validators.get("chat")
     if validator is None:
         raise invalid_request(f"Model '{model.id}' is not a chat model.", "model", "unsupported_model")
-    validator.validate(body)
+    validator.validate(validator.without_nulls(body))   # null is "not given" here too; relayed as sent (OpenAI takes it)
     return model, forced
 
 

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
+from starlette.routing import Match, Route
 
 from mediagate import auth, errors, jsonbody, metrics, origin, reqctx, textcheck
 from mediagate.admission import Ticket
@@ -32,6 +33,7 @@ log = logging.getLogger("mediagate")
 REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_CLOSED_REQUEST = 499   # nginx's status for a caller that left before the answer; logged and counted as such
 SANDBOX_HEADER = "x-mediagate-sandbox"
+FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 JSON_MEDIA_TYPE = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
@@ -178,11 +180,20 @@ def _finished(ctx: reqctx.RequestContext, response: Response, rt: Runtime, reque
     log.info("request", extra={"endpoint": ctx.endpoint, "model": model, "provider": provider, "status": status,
                                "error_code": ctx.error_code, "latency_ms": round(elapsed * 1000, 1)})
 
+def flag(value: str | None, name: str) -> bool:
+    """A switch in a query parameter or header: absent is off; any word but FLAG_WORDS is refused (400 naming
+    it) rather than read as off, so `?dryRun=ture` never runs, and bills, a real generation."""
+    if value is None:
+        return False
+    if value not in FLAG_WORDS:
+        raise errors.invalid_request(f"'{name}' must be one of {', '.join(FLAG_WORDS)}; got {value[:40]!r}.", name)
+    return FLAG_WORDS[value]
+
 def dry_run(request: Request) -> bool:
-    return request.query_params.get("dryRun", "").lower() in ("1", "true", "yes")
+    return flag(request.query_params.get("dryRun"), "dryRun")
 
 def sandbox_asked(request: Request) -> bool:
-    return request.headers.get(SANDBOX_HEADER, "").lower() in ("1", "true", "on", "yes")
+    return flag(request.headers.get(SANDBOX_HEADER), SANDBOX_HEADER)
 
 class ClientGone(Exception):
     """The caller closed the connection; the work was cancelled (and upstream jobs with it)."""
@@ -219,7 +230,17 @@ def request_id_of(request: Request) -> str:
 async def not_found(request: Request, exc: Exception) -> Response:
     return error_response(errors.not_found(f"No endpoint {request.method} {request.url.path}."), request_id_of(request))
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (routes of one path are split by method), for `Allow`."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    err = GatewayError(405, f"Method {request.method} is not allowed on {request.url.path}.", "invalid_request_error",
-                       "method_not_allowed")
+    """405 with `Allow` (RFC 9110 §15.5.6) listing what the path does serve."""
+    allowed = allowed_methods(request)
+    err = GatewayError(405, f"Method {request.method[:20]} is not allowed on {request.url.path[:200]}; it takes "
+                       f"{', '.join(allowed)}.", "invalid_request_error", "method_not_allowed", None, {"Allow": ", ".join(allowed)})
     return error_response(err, request_id_of(request))

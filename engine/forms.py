@@ -95,7 +95,7 @@ def _typed(value: str, prop: dict[str, Any]) -> Any:
             return value.lower() == "true"
         if kind in ("object", "array"):
             return json.loads(value)
-        if kind is None and "enum" in prop and value.lower() in ("true", "false") and True in prop["enum"]:
+        if kind is None and value.lower() in ("true", "false") and any(isinstance(v, bool) for v in prop.get("enum", ())):
             return value.lower() == "true"
     except ValueError:
         return value  # the schema then names the field and its expected type

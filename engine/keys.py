@@ -36,6 +36,7 @@ SECRET_PREFIX = "mg-"
 DISPLAY_PREFIX_CHARS = 11      # "mg-" and 8 characters of the secret: enough to tell keys apart, not to guess one
 SECRET_BYTES = 32
 PERIODS = ("day", "month")
+MAX_BUDGET_USD = 1e12         # a budget above this is a typo (and would overflow the micro-dollar counters)
 LIMIT_FIELDS = ("rpm", "images_per_min", "video_seconds_per_min", "max_concurrent_jobs")
 
 
@@ -87,8 +88,8 @@ def new_doc(name: str, *, team: str | None = None, models: list[str] | None = No
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ValueError(f"{field_name}: a whole number >= 1")
     if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0:
-            raise ValueError("budget: a number of USD >= 0")
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget <= MAX_BUDGET_USD:
+            raise ValueError(f"budget: a number of USD from 0 to {MAX_BUDGET_USD:g}")
         budget_period = budget_period or "month"
         if budget_period not in PERIODS:
             raise ValueError(f"budget_period: one of {', '.join(PERIODS)}")

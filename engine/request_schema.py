@@ -6,7 +6,9 @@ cannot drift. Each property carries its handling mode in `x-mediagate-mode`.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import re
+from typing import Any, Iterator
 
 import jsonschema
 
@@ -18,6 +20,16 @@ from mediagate.shape import ShapeSpec
 IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
 DEFAULT_PROMPT_CHARS = 32000   # prompt characters for an image or video model that declares no limits.prompt_chars
                                # (the longest any shipped model takes)
+# The shape fields' patterns admit exactly what mediagate.shape accepts, so the served schema (and the OpenAPI
+# document built from it) never admits a value the gateway then refuses (tests/test_openapi.py draws from them):
+_SIDE = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-6])"   # 1..MAX_SIDE_PX
+_RATIO_PART = "[1-9][0-9]{0,2}(\\.[0-9]+)?"            # 1 to <1000: a ratio stays within 1/1000..1000
+_FRACTION = "0\\.[0-9]*[1-9][0-9]*"                    # above 0, below 1
+_K = f"(([1-9]|[1-5][0-9]|6[0-3])(\\.[0-9]+)?|64(\\.0+)?|{_FRACTION})[kK]"   # up to 64K: a MAX_SIDE_PX side
+_BARE = f"({_SIDE}(\\.0+)?|([1-9][0-9]{{0,3}}|[1-5][0-9]{{4}}|6[0-4][0-9]{{3}}|65[0-4][0-9]{{2}}|655[0-2][0-9]|6553[0-5])\\.[0-9]+|{_FRACTION})"
+SIZE_PATTERN = f"^(auto|{_SIDE}x{_SIDE})$"
+RATIO_PATTERN = f"^{_RATIO_PART}:{_RATIO_PART}$"
+TIER_PATTERN = f"^({_K}|{_BARE}|[1-9][0-9]{{2,3}}[pP])$"   # a K tier, megapixels or a side in pixels, a video height
 ENDPOINTS = {"generate": "images.generations", "edit": "images.edits", "chat": "chat.completions"}
 
 
@@ -63,12 +75,12 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
         "n": _mode({"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 1, "x-mediagate-native-max": native_n},
                    "emulated" if native_n < MAX_N else "passthrough",
                    f"number of images; above {native_n} the gateway fans out concurrent calls"),
-        "size": _mode({"type": "string", "pattern": "^(auto|[1-9][0-9]*x[1-9][0-9]*)$", **_only(supported, "sizes", "examples")},
+        "size": _mode({"type": "string", "pattern": SIZE_PATTERN, **_only(supported, "sizes", "examples")},
                       "converted", "WIDTHxHEIGHT; wins over aspect_ratio and resolution. " + _vocab(supported)),
-        "aspect_ratio": _mode({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?:[0-9]+(\\.[0-9]+)?$",
+        "aspect_ratio": _mode({"type": "string", "pattern": RATIO_PATTERN,
                                **_only(supported, "aspect_ratios", "examples")},
                               "converted", "W:H; matched to the nearest supported ratio"),
-        "resolution": _mode({"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?[kK]?|[0-9]{3,4}[pP])$",
+        "resolution": _mode({"type": "string", "pattern": TIER_PATTERN,
                              **_only(supported, "resolutions", "examples")},
                             "converted", "scale tier (0.5K, 1K, 2K, 4K), megapixels (0.25, 1) or video height (720p); nearest tier"),
         "response_format": _mode({"enum": ["url", "b64_json"], "default": "url"}, "emulated",
@@ -97,7 +109,7 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
         props["duration"] = _mode(seconds, "converted", "alias of seconds")
         props["input_reference"] = _mode({"anyOf": [{"type": "string"}, {"type": "object"}]}, "converted",
                                          "an image to start from: an uploaded file, a data: URL or an https URL")
-        props["webhook_url"] = _mode({"type": "string", "pattern": "^https?://", "maxLength": 2048}, "emulated",
+        props["webhook_url"] = _mode({"type": "string", "pattern": "^https?://[^/?#]", "maxLength": 2048}, "emulated",
                                      "receives video.completed / video.failed, signed per Standard Webhooks")
         props["idempotency_key"] = _mode({"type": "string", "minLength": 1, "maxLength": 255}, "emulated",
                                          "a repeated key returns the job it first created")
@@ -127,9 +139,22 @@ def _vocab(supported: dict[str, Any]) -> str:
     return "Supported " + "; ".join(parts) + "." if parts else ""
 
 
+@functools.lru_cache(maxsize=256)
+def _ecma(pattern: str) -> re.Pattern[str]:
+    """A schema pattern with ECMA 262's `$` (the end of the text) instead of Python's (which also matches before
+    a final newline): what the served schema admits is then what every JSON Schema tool admits."""
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 # JSON Schema counts 50.0 as an integer; a provider does not, so neither do we (and booleans are not numbers)
 _STRICT = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
+    validators={"pattern": _pattern},
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool)))
 
