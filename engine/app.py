@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from mediagate import (admin, admission, allocator, api_chat, api_images, api_models, api_ops, api_videos, auth, jobstore,
+from mediagate import (admin, admission, allocator, api_chat, api_images, api_models, api_ops, api_providers, api_videos, auth, jobstore,
                        origin, reload, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
@@ -109,6 +109,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(prefix + "/videos/{video_id}", api_videos.videos_delete, methods=["DELETE"]),
             Route(prefix + "/videos/{video_id}/content", api_videos.videos_content, methods=["GET"]),
             Route(f"{prefix}/models", api_models.list_models, methods=["GET"]),
+            Route(f"{prefix}/providers", api_providers.list_providers, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", api_models.get_model, methods=["GET"]),
         ]
     routes += admin.routes(endpoint)
