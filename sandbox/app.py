@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
+from . import azure_openai, xai
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -36,6 +37,8 @@ _PROTOCOL_PREFIXES = (
     ("/a1111/", "a1111"),
     ("/stability/", "stability"),
     ("/openrouter/", "openrouter"),
+    ("/azure/", "azure"),
+    ("/xai/v1/", "xai"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,5 +118,7 @@ def build_app(
     vertex.add_routes(app)
     a1111.add_routes(app)
     stability.add_routes(app)
+    azure_openai.add_routes(app)
+    xai.add_routes(app)
     control.add_routes(app)
     return app
