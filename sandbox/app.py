@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
-from . import azure_openai, xai
+from . import azure_openai, recraft, xai
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -39,6 +39,7 @@ _PROTOCOL_PREFIXES = (
     ("/openrouter/", "openrouter"),
     ("/azure/", "azure"),
     ("/xai/v1/", "xai"),
+    ("/recraft/v1/", "recraft"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -120,5 +121,6 @@ def build_app(
     stability.add_routes(app)
     azure_openai.add_routes(app)
     xai.add_routes(app)
+    recraft.add_routes(app)
     control.add_routes(app)
     return app

@@ -49,6 +49,7 @@ PROTOCOL_KINDS: dict[str, frozenset[str]] = {
     "stability": frozenset({"429", "500", "safety", "prompt-blocked", "malformed", "drop"}),
     "azure": COMMON_KINDS,
     "xai": COMMON_KINDS | VIDEO_KINDS,
+    "recraft": COMMON_KINDS,
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
 PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)

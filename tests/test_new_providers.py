@@ -84,3 +84,39 @@ def test_xai_video_moderation_fails_the_job_as_a_policy_violation(gateway: Gatew
     while (v := c.videos.retrieve(v.id)).status in ("queued", "in_progress") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert v.status == "failed" and v.error is not None and v.error.code == "content_policy_violation"
+
+
+FORCED_RECRAFT = [("recraft", "recraft-v4"), ("recraft", "recraft-v3")]
+
+
+@pytest.mark.parametrize(("slug", "model"), FORCED_RECRAFT)
+def test_a_forced_recraft_prefix_reaches_recraft(gateway: GatewayThread, sim: SimulatorThread, slug: str, model: str) -> None:
+    test_a_forced_provider_prefix_reaches_that_provider(gateway, sim, slug, model)
+
+
+def test_recraft_svg_through_the_gateway_is_served_as_svg_without_running_scripts(gateway: GatewayThread,
+                                                                                  sim_clean: SimulatorThread) -> None:
+    c = sdk(gateway)
+    raw = c.images.with_raw_response.generate(model="recraft-v4-vector", prompt="an owl icon", size="1536x768",
+                                              response_format="url")
+    res = raw.parse()
+    extra = res.model_extra or {}
+    assert res.size == "1536x768" and res.output_format == "svg"
+    assert {"param": "output_format", "requested": None, "applied": "svg",
+            "reason": "this model makes vector images: served as svg"} in extra["metadata"]["adjustments"]
+    got = httpx.get(res.data[0].url or "", timeout=30)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("image/svg+xml")
+    assert "sandbox" in got.headers["content-security-policy"] and got.headers["x-content-type-options"] == "nosniff"
+    assert got.content.startswith(b"<?xml") and b'width="1536"' in got.content
+    with pytest.raises(openai.BadRequestError) as err:
+        c.images.generate(model="recraft-v4-vector", prompt="x", extra_body={"output_format": "png"})
+    assert err.value.param == "output_format"
+    assert [r["json"]["model"] for r in sim_clean.requests("recraft")] == ["recraftv4_vector"]   # the refusal sent nothing
+
+
+def test_recraft_raster_styles_through_the_gateway(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    res = sdk(gateway).images.generate(model="recraft-v3", prompt="a harbour", size="1024x1536", response_format="b64_json",
+                                       extra_body={"style": "realistic_image", "substyle": "hdr"})
+    assert Image.open(io.BytesIO(base64.b64decode(res.data[0].b64_json or ""))).size == (1024, 1536)
+    sent = sim_clean.requests("recraft")[-1]["json"]
+    assert (sent["style"], sent["substyle"], sent["size"]) == ("realistic_image", "hdr", "1024x1536")
