@@ -61,7 +61,8 @@ def _sdk(gw: GatewayThread) -> openai.OpenAI:
 
 
 @pytest.mark.parametrize("model,successor", [("dall-e-3", "gpt-image-2"), ("dall-e-2", "gpt-image-2"),
-                                             ("gpt-image-1", "gpt-image-2"), ("openai/gpt-image-1.5", "gpt-image-2")])
+                                             ("openai/gpt-image-1", "gpt-image-2"), ("openai/gpt-image-1.5", "gpt-image-2"),
+                                             ("fal/gpt-image-1.5", "gpt-image-2")])
 def test_a_retired_image_model_is_410_naming_its_successor(shipped_gw: GatewayThread, sim_clean: SimulatorThread,
                                                            model: str, successor: str) -> None:
     with pytest.raises(openai.APIStatusError) as err:
@@ -71,6 +72,24 @@ def test_a_retired_image_model_is_410_naming_its_successor(shipped_gw: GatewayTh
     assert (body["code"], body["param"], body["type"]) == ("model_retired", "model", "invalid_request_error")
     assert f"Use '{successor}' instead" in body["message"] and "retired" in body["message"]
     assert sim_clean.requests() == []                   # nothing was sent anywhere
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"])
+def test_a_model_openai_retired_is_still_served_by_azure(shipped_gw: GatewayThread, sim_clean: SimulatorThread,
+                                                         model: str) -> None:
+    """The shipped Azure routes declare that Azure still serves these (its own schedule): only they are tried."""
+    raw = _sdk(shipped_gw).images.with_raw_response.generate(model=model, prompt="a fox")
+    meta = (raw.parse().model_extra or {})["metadata"]
+    assert [a["provider"] for a in meta["attempts"]] == ["azure"]
+    assert [r["path"] for r in sim_clean.requests()] == [f"/azure/openai/deployments/{model}/images/generations"]
+
+
+def test_without_azure_a_model_openai_retired_is_410(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")      # the owner's route is configured, and still never tried
+    with GatewayThread(None, tmp_path, SHIPPED, sandbox="off") as gw:
+        r = httpx.post(gw.base_url + "/v1/images/generations", json={"model": "gpt-image-1", "prompt": "x"}, timeout=30)
+    assert r.status_code == 410 and "Use 'gpt-image-2' instead" in r.json()["error"]["message"]
 
 
 def test_a_retired_video_model_is_refused_at_create_and_in_a_dry_run(shipped_gw: GatewayThread, sim_clean: SimulatorThread) -> None:
