@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from mediagate import catalog as catalog_mod
-from mediagate import context, routing, upstream
+from mediagate import context, lifecycle, routing, upstream
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
 from mediagate.paths import PathError
@@ -50,8 +50,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     cat = _load(args.specs)
     for m in sorted(cat.models.values(), key=lambda m: m.id):
-        routes = ", ".join(f"{r.provider.id}:{r.upstream_model}" for r in m.routes)
-        print(f"{m.id:28} {m.kind:6} {routes}")
+        alive = lifecycle.serving(m, m.routes)
+        routes = ", ".join(f"{r.provider.id}:{r.upstream_model}" + ("" if r in alive else " (retired there)") for r in m.routes)
+        life = lifecycle.of_model(m)
+        note = ""
+        if life.get("status") in ("deprecated", "retired"):
+            note = "  [" + "; ".join([life["status"]] + [f"{k} {life[k]}" for k in ("shutdown", "replacement") if life.get(k)]) + "]"
+        print(f"{m.id:28} {m.kind:6} {routes}{note}")
     return 0
 
 
