@@ -1,7 +1,7 @@
 """Model lifecycle: a retired upstream model is not called, a deprecated one is announced.
 
 The model spec's `lifecycle` says where the model stands at its owner; a route's own `lifecycle` says
-where it stands at that route's provider (an OpenAI-compatible server the operator runs may still serve a
+where it stands at that route's provider (a compatible server the operator runs may still serve a
 model its owner retired: `lifecycle: {status: active}` on that route). A route whose effective status is
 `retired` is never tried; a request whose routes are all retired, or whose remaining routes can be called
 nowhere, is answered 410 `model_retired` naming the successor. A deprecated model is served with the
@@ -40,7 +40,7 @@ def serving(model: Any, routes: Iterable[Any]) -> list[Any]:
 
 
 def retired(model: Any, forced: str | None = None) -> GatewayError:
-    """410 naming the shutdown date and the successor, in OpenAI's error shape."""
+    """410 naming the shutdown date and the successor, in the public error shape."""
     life = of_model(model)
     when = f" on {life['shutdown']}" if life.get("shutdown") else ""
     where = f" by provider '{forced}'" if forced else ""
