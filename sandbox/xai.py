@@ -13,6 +13,11 @@ HTTP simulator, so these follow the REST reference):
   failed | expired, ``video: {url, duration, respect_moderation}``, ``model``, ``error: {code, message}``.
   source: docs.x.ai/developers/model-capabilities/video/generation; withone.ai/knowledge/x-ai (the deferred result
   bodies, done and failed, both HTTP 200); apidog.com/blog/grok-text-to-video-api (durations 1-15, 480p/720p)
+* ``POST /v1/images/edits`` JSON (not multipart: "the OpenAI SDK's images.edit() is not supported") with
+  ``image: {url, type: "image_url"}`` (a public URL or a data URI), or ``images: [...]`` for up to 3 references;
+  one source image sets the output's aspect ratio (the nearest of the table), several follow ``aspect_ratio``.
+  source: docs.x.ai/developers/model-capabilities/images/editing; docs.x.ai/developers/model-capabilities/images
+  (up to 3 reference images). The ``images`` list spelling is UNVERIFIED.
 * errors: ``{"code": "<kind>", "error": "<message>"}`` (400 invalid argument, 401/403 bad key, 429 rate limit).
   The 2K sizes (twice the 1K edges) and the 480p video frames are UNVERIFIED.
 """
@@ -146,6 +151,62 @@ async def images(request: web.Request) -> web.Response:
         return exc.response()
 
 
+MAX_EDIT_IMAGES = 3
+
+
+def _source_images(body: dict[str, Any]) -> list[bytes]:
+    """The edit's source images, decoded from data URIs (the simulator fetches no remote URL)."""
+    refs = [body["image"]] if "image" in body else body.get("images")
+    if not isinstance(refs, list) or not refs:
+        raise XAIError(400, "Client specified an invalid argument", "image is required for an edit")
+    if len(refs) > MAX_EDIT_IMAGES:
+        raise XAIError(400, "Client specified an invalid argument", f"at most {MAX_EDIT_IMAGES} images per edit")
+    out = []
+    for ref in refs:
+        url = ref.get("url") if isinstance(ref, dict) else None
+        if not isinstance(url, str) or not url.startswith("data:image/") or ";base64," not in url:
+            raise XAIError(400, "Client specified an invalid argument", "image.url must be a data URI here")
+        try:
+            out.append(base64.b64decode(url.split(";base64,", 1)[1], validate=True))
+        except ValueError:
+            raise XAIError(400, "Client specified an invalid argument", "image.url is not valid base64") from None
+    return out
+
+
+async def edits(request: web.Request) -> web.Response:
+    """``POST /xai/v1/images/edits``: JSON with one source image (its ratio kept) or up to three."""
+    try:
+        _auth(request)
+        body = _body(request)
+        if body.get("model", IMAGE_MODELS[0]) not in IMAGE_MODELS:
+            raise XAIError(404, "Some requested entity was not found", "The model does not exist.")
+        sources = _source_images(body)
+        kind = await faults.resolve(get_state(request), PROTOCOL, body["prompt"], faults.COMMON_KINDS)
+        if kind in ("safety", "prompt-blocked"):
+            raise XAIError(400, "Client specified an invalid argument", "Generated image rejected by content moderation.")
+        if kind is not None and kind not in ("drop", "malformed", "noimage"):
+            _server_fault(kind)
+        if kind == "drop":
+            return faults.drop_connection(request)
+        try:
+            w0, h0 = render.image_size(sources[0])
+        except ValueError:
+            raise XAIError(400, "Client specified an invalid argument", "image could not be decoded") from None
+        resolution = _enum(body, "resolution", ("1k", "2k"), "1k")
+        if len(sources) == 1:
+            ratio = min(SIZES_1K, key=lambda r: abs(SIZES_1K[r][0] / SIZES_1K[r][1] - w0 / h0))
+        else:
+            ratio = _enum(body, "aspect_ratio", tuple(SIZES_1K), "1:1")
+        w, h = image_size(ratio, resolution)
+        data = await render.render_edit_async(sources[0], w, h, body["prompt"], "jpeg", None, None)
+        n = body.get("n", 1) if isinstance(body.get("n", 1), int) else 1
+        b64 = base64.b64encode(data).decode("ascii")
+        return web.json_response({"data": [{"b64_json": b64, "mime_type": "image/jpeg", "revised_prompt": ""}
+                                           for _ in range(max(1, min(n, MAX_N)))]})
+    except XAIError as exc:
+        return exc.response()
+
+
 async def video_create(request: web.Request) -> web.Response:
     """``POST /xai/v1/videos/generations``: a deferred job, answered with its ``request_id`` at once."""
     try:
@@ -218,6 +279,7 @@ async def serve_file(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/v1/images/generations", images)
+    app.router.add_post(f"{PREFIX}/v1/images/edits", edits)
     app.router.add_post(f"{PREFIX}/v1/videos/generations", video_create)
     app.router.add_get(f"{PREFIX}/v1/videos/{{request_id}}", video_get)
     app.router.add_get(f"{PREFIX}/files/{{name}}", serve_file)

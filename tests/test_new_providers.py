@@ -120,3 +120,15 @@ def test_recraft_raster_styles_through_the_gateway(gateway: GatewayThread, sim_c
     assert Image.open(io.BytesIO(base64.b64decode(res.data[0].b64_json or ""))).size == (1024, 1536)
     sent = sim_clean.requests("recraft")[-1]["json"]
     assert (sent["style"], sent["substyle"], sent["size"]) == ("realistic_image", "hdr", "1024x1536")
+
+
+def test_xai_edit_through_the_gateway_from_the_openai_sdk_multipart(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    """xAI takes JSON edits only (its docs: the OpenAI SDK's multipart images.edit() is not supported there); through the
+    gateway the SDK's multipart edit works, sent on as JSON with a data URI."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1600, 900), (9, 9, 9)).save(buf, "PNG")
+    res = sdk(gateway).images.edit(model="grok-imagine-image", image=("in.png", buf.getvalue(), "image/png"),
+                                   prompt="a pencil sketch", response_format="b64_json")
+    assert Image.open(io.BytesIO(base64.b64decode(res.data[0].b64_json or ""))).size == (1408, 768)
+    sent = sim_clean.requests("xai")[-1]
+    assert sent["path"] == "/xai/v1/images/edits" and sent["json"]["image"]["url"].startswith("data:image/png;base64,")

@@ -91,3 +91,20 @@ def test_video_refusals(sim: SimulatorThread) -> None:
     assert post(sim, "/videos/generations", {"prompt": "x", "duration": 16}).status_code == 400
     assert post(sim, "/videos/generations", {"prompt": "x", "resolution": "1080p"}).status_code == 400
     assert httpx.get(sim.url("/xai/v1/videos/nope"), headers=AUTH, timeout=30).status_code == 404
+
+
+def _data_url(w: int, h: int) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (20, 40, 60)).save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_an_edit_is_json_and_keeps_the_source_ratio(sim: SimulatorThread) -> None:
+    r = post(sim, "/images/edits", {"model": "grok-imagine-image", "prompt": "a pencil sketch", "response_format": "b64_json",
+                                    "image": {"url": _data_url(900, 1600), "type": "image_url"}})
+    assert r.status_code == 200, r.text
+    im = Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"])))
+    assert im.format == "JPEG" and im.size == (768, 1408)          # 9:16 in, 9:16 out
+    assert post(sim, "/images/edits", {"prompt": "x"}).status_code == 400               # no image
+    too_many = {"prompt": "x", "images": [{"url": _data_url(64, 64)}] * 4}
+    assert post(sim, "/images/edits", too_many).status_code == 400
