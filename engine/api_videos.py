@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediagate import auth, errors, forms, history, pipeline, videos
+from mediagate import auth, errors, forms, history, lifecycle, pipeline, videos
 from mediagate import endpoint as ep
 from mediagate.endpoint import endpoint
 from mediagate.errors import GatewayError
@@ -27,13 +27,15 @@ async def videos_create(request: Request, rt: Runtime) -> Response:
     await auth.admit(request, rt, body, "video", sandbox=ep.sandbox_asked(request))
     status, video = await videos.create(rt, body, reference, ep.sandbox_asked(request), auth.job_fields(request))
     history.note_result(video)
+    headers: dict[str, str] = {}
     if status == 202:
         history.note(video_id=video["id"])
-    if status == 202:
         auth.job_kept(request)
+        model = rt.catalog.models.get(video["model"])
+        headers = lifecycle.announce(model) if model is not None else {}
     else:  # an existing job answered (idempotency key): nothing new to pay for
         await auth.release(request, rt)
-    return ep.json_response(video, status)
+    return ep.json_response(video, status, headers)
 
 
 @endpoint("videos.get")

@@ -19,8 +19,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from mediagate import (admin, admission, allocator, api_chat, api_history, api_images, api_models, api_ops, api_videos, auth,
-                       history, jobstore, origin, reload, videos, webhooks)
+from mediagate import (admin, admission, allocator, api_chat, api_history, api_images, api_models, api_ops, api_providers,
+                       api_videos, auth, history, jobstore, origin, reload, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.endpoint import endpoint, method_not_allowed, not_found
@@ -121,6 +121,7 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(f"{prefix}/requests", api_history.requests_list, methods=["GET"]),
             Route(prefix + "/requests/{request_id}", api_history.requests_get, methods=["GET"]),
             Route(prefix + "/requests/{request_id}/payloads", api_history.requests_delete_payloads, methods=["DELETE"]),
+            Route(f"{prefix}/providers", api_providers.list_providers, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", api_models.get_model, methods=["GET"]),
         ]
     routes += admin.routes(endpoint)

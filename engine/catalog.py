@@ -57,6 +57,7 @@ class Route:
     op_models: dict[str, str] = field(default_factory=dict)    # model operation -> upstream model, where it differs
     output: dict[str, Any] | None = None                       # this route's own, narrower `output` (formats, compression)
     prompt_chars: int | None = None                            # the longest prompt this route takes (limits.prompt_chars)
+    lifecycle: dict[str, Any] | None = None                    # the model's standing at this route's provider, where it differs
 
     def model_for(self, model_operation: str) -> str:
         return self.op_models.get(model_operation, self.upstream_model)
@@ -401,6 +402,12 @@ def load(paths: Iterable[Path | list[Path]] | None = None, env: Mapping[str, str
         models[model.id] = model
         for n in [model.id, *model.aliases]:
             names[n] = model
+    for model in models.values():  # a successor named by a lifecycle must be one a caller can switch to
+        for where, life in [("$.lifecycle", model.spec.get("lifecycle"))] + [
+                (f"$.routes[{i}].lifecycle", r.get("lifecycle")) for i, r in enumerate(model.spec["routes"])]:
+            successor = (life or {}).get("replacement")
+            if successor is not None and successor not in names:
+                problems.append(f"{model.file}: {where}.replacement: no model or alias {successor!r} in models.d")
     for pid, ids in held_back.items():
         problems.append(f"{raw[pid][0]}: $: {len(ids)} model{'s' if len(ids) > 1 else ''} not loaded because this "
                         f"provider has errors: {', '.join(sorted(ids))}")
@@ -600,7 +607,7 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
         routes.append(Route(prov, r["upstream_model"], r.get("priority", 0), float(r.get("weight", 1)),
                             {**model_values, **r.get("values", {})}, r.get("limits", {}).get("n", native_n),
                             r.get("pricing", spec.get("pricing")), op_names, bodies, op_models, r.get("output"),
-                            r.get("limits", {}).get("prompt_chars")))
+                            r.get("limits", {}).get("prompt_chars"), r.get("lifecycle")))
     model = Model(id=spec["id"], file=file, spec=spec, keywords=compile_keywords(spec),
                   validators={op: RequestValidator(build(spec, op)) for op in spec["operations"]},
                   routes=routes, aliases=list(spec.get("aliases", [])))

@@ -17,7 +17,7 @@ import math
 import time
 from typing import Any, AsyncIterator
 
-from mediagate import deadline, errormap, metrics, pricing, reqctx, routing, upstream
+from mediagate import deadline, errormap, lifecycle, metrics, pricing, reqctx, routing, upstream
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.runtime import Runtime
@@ -25,7 +25,7 @@ from mediagate.runtime import Runtime
 CHARS_PER_TOKEN = 4  # a dry run's input estimate: the usual rough ratio for English text
 
 
-def _validate(rt: Runtime, body: Any) -> tuple[Model, str | None]:
+def _validate(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple[Model, str | None]:
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
     name = body.get("model")
@@ -33,6 +33,7 @@ def _validate(rt: Runtime, body: Any) -> tuple[Model, str | None]:
         raise invalid_request("Missing required parameter: 'model'.", "model", "missing_required_parameter")
     model, forced = rt.catalog.resolve(name)
     reqctx.note(model=model.id)
+    lifecycle.check(model, forced, lambda r: rt.target(r.provider, force_sandbox) is not None)
     validator = model.validators.get("chat")
     if validator is None:
         raise invalid_request(f"Model '{model.id}' is not a chat model.", "model", "unsupported_model")
@@ -58,7 +59,7 @@ def _tokens_in(body: dict[str, Any]) -> int:
 
 
 def estimate(rt: Runtime, body: Any, force_sandbox: bool = False) -> dict[str, Any]:
-    model, forced = _validate(rt, body)
+    model, forced = _validate(rt, body, force_sandbox)
     routes = [r for r in routing.order(model, forced, health=rt.health) if rt.target(r.provider, force_sandbox) is not None]
     if not routes:
         raise errormap.exhausted([], [])
@@ -83,7 +84,7 @@ def _usage_cost(route: Route, reply: Any) -> dict[str, Any] | None:
 
 async def complete(rt: Runtime, body: Any, force_sandbox: bool = False) -> tuple[int, dict[str, str], Any]:
     """(status, headers, body) where body is JSON or, for streams, an async iterator of SSE bytes."""
-    model, forced = _validate(rt, body)
+    model, forced = _validate(rt, body, force_sandbox)
     limit_s = deadline.request_deadline_s(rt.settings, model)
     ends_at = asyncio.get_running_loop().time() + limit_s
     try:
@@ -108,11 +109,12 @@ async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str,
         try:
             target = await routing.authorize(rt, route, target)
             request = upstream.render(route.provider, op, _ctx(model, route, body), target)
-            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id, **lifecycle.headers(model)}
             if body.get("stream"):
                 stream = _relay(rt, route, request, ends_at, limit_s)
                 await stream.__anext__()  # opens the upstream stream: failures before the first byte can fall back
                 rt.health.record(route.provider.id, ok=True)
+                lifecycle.announce(model)
                 return 200, headers, stream
             reply = await rt.transport.send(route.provider, request)
             if not 200 <= reply.status < 300:
@@ -131,6 +133,7 @@ async def _routes(rt: Runtime, model: Model, forced: str | None, body: dict[str,
             metrics.FALLBACKS.labels(route.provider.id).inc()
             continue
         rt.health.record(route.provider.id, ok=True)
+        lifecycle.announce(model)
         cost = _usage_cost(route, reply.json)
         if cost:
             headers["X-Mediagate-Cost"] = str(round(cost["total_cost_micros"] / pricing.MICROS, 6))

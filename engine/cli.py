@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from mediagate import catalog as catalog_mod
-from mediagate import context, routing, upstream
+from mediagate import context, lifecycle, routing, upstream
 from mediagate.config import Settings
 from mediagate.errors import GatewayError
 from mediagate.paths import PathError
@@ -50,8 +50,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     cat = _load(args.specs)
     for m in sorted(cat.models.values(), key=lambda m: m.id):
-        routes = ", ".join(f"{r.provider.id}:{r.upstream_model}" for r in m.routes)
-        print(f"{m.id:28} {m.kind:6} {routes}")
+        alive = lifecycle.serving(m, m.routes)
+        routes = ", ".join(f"{r.provider.id}:{r.upstream_model}" + ("" if r in alive else " (retired there)") for r in m.routes)
+        life = lifecycle.of_model(m)
+        note = ""
+        if life.get("status") in ("deprecated", "retired"):
+            note = "  [" + "; ".join([life["status"]] + [f"{k} {life[k]}" for k in ("shutdown", "replacement") if life.get(k)]) + "]"
+        print(f"{m.id:28} {m.kind:6} {routes}{note}")
     return 0
 
 
@@ -121,7 +126,9 @@ def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], ope
             seeds["mask"] = placeholder_image(seeds["implicit_size"])
     req = model.canonical(body, op, **seeds)
     routes = []
-    for route in routing.order(model, forced):
+    tried = routing.order(model, forced)
+    retired = [r for r in model.routes if r not in tried and (forced is None or r.provider.id == forced)]
+    for route in tried + retired:   # a route whose upstream retired the model is shown, marked, never tried
         target = upstream.Target(route.provider.base_url, {k: "<" + k + ">" for k in route.provider.secrets}, False)
         try:
             contexts = ([chat._ctx(model, route, body)] if op == "chat"
@@ -132,8 +139,11 @@ def explain(cat: catalog_mod.Catalog, model_name: str, body: dict[str, Any], ope
             exc.file = model.file if exc.path.startswith("$.routes") else route.provider.file  # type: ignore[attr-defined]
             raise
         routes.append({"provider": route.provider.id, "upstream_model": route.model_for(op), "priority": route.priority,
-                       "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {})})
+                       "calls": len(calls), "request": calls[0], **({"batch_sizes": batches(req.n, route.native_n)} if len(calls) > 1 else {}),
+                       **({"retired": "the upstream retired this model: never tried"} if route in retired else {})})
     out: dict[str, Any] = {"model": model.id, "shape": req.shape.as_context(), "adjustments": list(req.adjustments)}
+    if model.spec.get("lifecycle", {}).get("status") in ("deprecated", "retired"):
+        out["lifecycle"] = model.spec["lifecycle"]
     if inputs:
         out["inputs"] = {"images": [f"{i.width}x{i.height}" for i in inputs], "mask": mask}
     return {**out, "routes": routes}

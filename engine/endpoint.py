@@ -34,6 +34,9 @@ REQUEST_ID_HEADER = "X-Request-Id"
 CLIENT_CLOSED_REQUEST = 499   # nginx's status for a caller that left before the answer; logged and counted as such
 SANDBOX_HEADER = "x-mediagate-sandbox"
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+SVG_MIME = "image/svg+xml"
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+               "X-Content-Type-Options": "nosniff"}
 JSON_MEDIA_TYPE = "application/json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
@@ -219,8 +222,10 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 def file_response(opened: Opened, mime: str) -> Response:
     """Stream a stored file in chunks from whichever store holds it (never whole in memory)."""
     ttl_s = max(0, int(opened.expires_at - time.time()))
-    return StreamingResponse(opened.chunks, media_type=mime,
-                             headers={"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(opened.size)})
+    headers = {"Cache-Control": f"private, max-age={min(300, ttl_s)}", "Content-Length": str(opened.size)}
+    if mime == SVG_MIME:  # a provider's SVG may hold scripts: served from our origin, it must not run them
+        headers.update(SVG_HEADERS)
+    return StreamingResponse(opened.chunks, media_type=mime, headers=headers)
 
 def request_id_of(request: Request) -> str:
     """The caller's request id when it is well formed, else a fresh one: every answer carries one."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -21,8 +22,11 @@ B64_SLICE_BYTES = 768 * 1024       # base64 is made / undone this many bytes at 
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
 PIL_NAMES = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "AVIF": "avif"}
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif"}
-EXT = {"png": "png", "jpeg": "jpg", "gif": "gif", "webp": "webp", "avif": "avif"}
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif",
+        "svg": "image/svg+xml"}
+EXT = {"png": "png", "jpeg": "jpg", "gif": "gif", "webp": "webp", "avif": "avif", "svg": "svg"}
+VECTOR_FORMATS = frozenset({"svg"})   # passed through as the provider made them: never rasterized nor vectorized here
+SVG_HEAD_BYTES = 16 * 1024            # the root <svg> element must start within this many bytes of the document
 MIME_BY_EXT = {EXT[f]: MIME[f] for f in MIME}
 _SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
 WEBP_METHOD = 0                    # libwebp effort: 0 encodes a 1024x1024 image in about a third of method 4's time
@@ -41,7 +45,39 @@ class Info:
     height: int
 
 
-def identify(data: bytes) -> Info:
+_SVG_ROOT = re.compile(rb"^(?:\s|<\?xml[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>]*>)*<svg\b([^>]*)>", re.S | re.I)
+_SVG_LENGTH = re.compile(rb"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:px)?\s*$")
+
+
+def _svg_attr(attrs: bytes, name: bytes) -> bytes | None:
+    m = re.search(rb"\b" + name + rb"\s*=\s*([\"'])(.*?)\1", attrs, re.S)
+    return m.group(2) if m else None
+
+
+def identify_vector(data: bytes) -> Info | None:
+    """An SVG document's size from its root element (width / height in px, else the viewBox); None when the
+    bytes are not an SVG document. Only the head is read; nothing is rendered."""
+    m = _SVG_ROOT.match(data[:SVG_HEAD_BYTES].lstrip(b"\xef\xbb\xbf"))
+    if m is None:
+        return None
+    attrs = m.group(1)
+    w, h = (_SVG_LENGTH.match(_svg_attr(attrs, n) or b"") for n in (b"width", b"height"))
+    if w and h:
+        return Info("svg", round(float(w.group(1))), round(float(h.group(1))))
+    box = (_svg_attr(attrs, b"viewBox") or b"").replace(b",", b" ").split()
+    try:
+        return Info("svg", round(float(box[2])), round(float(box[3])))
+    except (IndexError, ValueError):
+        raise ImageError("an SVG document without a width, height or viewBox") from None
+
+
+def identify(data: bytes, vector: bool = False) -> Info:
+    """The format and size of image bytes; `vector`: an SVG document is accepted too (provider outputs, never
+    caller inputs)."""
+    if vector:
+        found = identify_vector(data)
+        if found is not None:
+            return found
     try:
         with Image.open(io.BytesIO(data)) as im:
             return Info(PIL_NAMES.get(im.format or "", (im.format or "unknown").lower()), im.width, im.height)
@@ -49,13 +85,13 @@ def identify(data: bytes) -> Info:
         raise ImageError(f"not a readable image: {exc}") from None
 
 
-def identify_b64(b64: str) -> Info:
+def identify_b64(b64: str, vector: bool = False) -> Info:
     """Identify from a base64 prefix; falls back to the whole payload when the header lies further in."""
     head = b64[: B64_HEADER_CHARS - B64_HEADER_CHARS % 4]
     try:
-        return identify(base64.b64decode(head, validate=False))
+        return identify(base64.b64decode(head, validate=False), vector)
     except ImageError:
-        return identify(decode_b64(b64))
+        return identify(decode_b64(b64), vector)
 
 
 def decode_b64(b64: str) -> bytes:
@@ -93,6 +129,8 @@ def b64decode(text: str) -> bytes:
 
 def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, Info]:
     """Re-encode to `fmt` (blocking: call from a worker thread); `data` may still be base64 text."""
+    if fmt in VECTOR_FORMATS:
+        raise ImageError(f"the gateway does not make {fmt} from a raster image")
     if isinstance(data, str):
         data = decode_b64(data)
     try:

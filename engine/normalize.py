@@ -15,6 +15,7 @@ from mediagate.numbers import plain
 from mediagate.operations import operation
 
 LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif"})
+VECTOR_FORMATS = frozenset({"svg"})   # mediagate.imaging.VECTOR_FORMATS
 VIDEO_ONLY = ("input_reference", "webhook_url", "idempotency_key")          # refused on image requests
 VIDEO_REFUSED = ("output_format", "output_compression", "response_format", "stream")  # refused on video requests
 
@@ -116,6 +117,14 @@ def output(spec: dict[str, Any], req: Canonical) -> Canonical:
     fmt: str | None = body.get("output_format")
     comp: int | None = body.get("output_compression")
     req = req.with_(response_format=body.get("response_format") or "url", output_format=fmt, output_compression=comp)
+    if set(spec["formats"]) <= VECTOR_FORMATS:  # a vector model: its SVG is served as made, never rasterized
+        if fmt is not None and fmt not in spec["formats"]:
+            raise invalid_request(f"output_format '{fmt}' is a raster format; this model makes "
+                                  f"{', '.join(spec['formats'])} vector images and the gateway does not rasterize them. Ask "
+                                  f"for {spec['formats'][0]} or use a raster model.", "output_format", "unsupported_value")
+        if fmt is None:
+            req = req.adjusted(adjustment("output_format", None, spec["formats"][0],
+                                          "this model makes vector images: served as " + spec["formats"][0]))
     if fmt is None:
         if comp is not None:
             return req.adjusted(adjustment("output_compression", comp, None,

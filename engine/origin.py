@@ -19,7 +19,7 @@ from mediagate.errors import GatewayError
 
 CORS_METHODS = ("GET", "POST", "DELETE")
 CORS_EXPOSED_HEADERS = ("X-Request-Id", "X-Mediagate-Provider", "X-Mediagate-Model", "X-Mediagate-Cost",
-                        "X-Mediagate-Cost-Currency", "Retry-After")
+                        "X-Mediagate-Cost-Currency", "Retry-After", "Deprecation", "Sunset", "X-Mediagate-Deprecated")
 CORS_MAX_AGE_S = 600                 # how long a browser may cache a preflight answer
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

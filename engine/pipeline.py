@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import carried, deadline, errormap, fanout, inputs, metrics, postprocess, pricing, reqctx, routing
+from mediagate import carried, deadline, errormap, fanout, inputs, lifecycle, metrics, postprocess, pricing, reqctx, routing
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
@@ -27,8 +27,10 @@ class Result:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model, str | None, Canonical]:
-    """Resolve the model, validate against its compiled schema and normalize: shared by calls and dry runs."""
+def prepare(rt: Runtime, body: Any, operation: str = "generate",
+            force_sandbox: bool = False) -> tuple[Model, str | None, Canonical]:
+    """Resolve the model (a retired one refused), validate against its compiled schema and normalize:
+    shared by calls and dry runs."""
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.", None, "invalid_json")
     name = body.get("model")
@@ -38,6 +40,7 @@ def prepare(rt: Runtime, body: Any, operation: str = "generate") -> tuple[Model,
         raise invalid_request("Invalid type for 'model': expected a string.", "model", "invalid_type")
     model, forced = rt.catalog.resolve(name)
     reqctx.note(model=model.id)
+    lifecycle.check(model, forced, lambda r: rt.target(r.provider, force_sandbox) is not None)
     validator = model.validators.get(operation)
     if validator is None:
         raise invalid_request(f"Model '{model.id}' does not support this endpoint.", "model", "unsupported_model")
@@ -63,7 +66,7 @@ async def with_inputs(rt: Runtime, model: Model, req: Canonical, images: list[An
 
 async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = False,
                    operation: str = "generate", images: list[Any] | None = None, mask: Any = None) -> Result:
-    model, forced, req = prepare(rt, body, operation)
+    model, forced, req = prepare(rt, body, operation, force_sandbox)
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
         carried.refuse_unsendable(model, forced, req)
@@ -78,7 +81,7 @@ async def generate(rt: Runtime, body: Any, base_url: str, force_sandbox: bool = 
 async def estimate(rt: Runtime, body: Any, force_sandbox: bool = False, operation: str = "generate",
                    images: list[Any] | None = None, mask: Any = None) -> dict[str, Any]:
     """`?dryRun=true`: validate (inputs included), route and price without calling any provider."""
-    model, forced, req = prepare(rt, body, operation)
+    model, forced, req = prepare(rt, body, operation, force_sandbox)
     if operation == "edit":
         req = await with_inputs(rt, model, req, images or [], mask)
         carried.refuse_unsendable(model, forced, req)
@@ -200,6 +203,6 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
                     **_upstream(outputs),
                 },
             }
-            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id}
+            headers = {"X-Mediagate-Provider": route.provider.id, "X-Mediagate-Model": model.id, **lifecycle.announce(model)}
             return Result(body, headers)
     raise _failed(errormap.exhausted(attempts, errors), charges)

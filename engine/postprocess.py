@@ -44,9 +44,10 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     data, b64 = await _bytes_of(rt, provider, target, out)
     try:
         if b64 is not None:
-            info = imaging.identify_b64(b64) if len(b64) <= INLINE_B64_CHARS else await asyncio.to_thread(imaging.identify_b64, b64)
+            info = (imaging.identify_b64(b64, True) if len(b64) <= INLINE_B64_CHARS
+                    else await asyncio.to_thread(imaging.identify_b64, b64, True))
         else:
-            info = imaging.identify(data or b"")
+            info = imaging.identify(data or b"", vector=True)
     except ImageError:
         raise errormap.make("upstream_malformed", f"{provider.name} returned data that is not an image.") from None
     want = req.output_format

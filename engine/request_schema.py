@@ -17,7 +17,8 @@ from mediagate.errors import GatewayError, invalid_request
 from mediagate.operations import REGISTRY
 from mediagate.shape import ShapeSpec
 
-IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]
+IMAGE_FORMATS = ["png", "jpeg", "gif", "webp", "avif"]   # raster: the gateway converts between these
+VECTOR_FORMATS = frozenset({"svg"})                      # declared by a model that makes vector images
 DEFAULT_PROMPT_CHARS = 32000   # prompt characters for an image or video model that declares no limits.prompt_chars
                                # (the longest any shipped model takes)
 # The shape fields' patterns admit exactly what mediagate.shape accepts, so the served schema (and the OpenAPI
@@ -85,8 +86,11 @@ def build(model: dict[str, Any], operation: str) -> dict[str, Any]:
                             "converted", "scale tier (0.5K, 1K, 2K, 4K), megapixels (0.25, 1) or video height (720p); nearest tier"),
         "response_format": _mode({"enum": ["url", "b64_json"], "default": "url"}, "emulated",
                                  "url: a signed, expiring gateway URL; b64_json: inline base64"),
-        "output_format": _mode({"enum": IMAGE_FORMATS}, "emulated" if set(output["formats"]) != set(IMAGE_FORMATS) else "passthrough",
-                               f"image format; the provider makes {', '.join(output['formats'])}, the gateway converts the rest"),
+        "output_format": _mode({"enum": IMAGE_FORMATS + [f for f in output["formats"] if f not in IMAGE_FORMATS]},
+                               "emulated" if set(output["formats"]) != set(IMAGE_FORMATS) else "passthrough",
+                               f"image format; the provider makes {', '.join(output['formats'])}, the gateway converts the rest"
+                               + (" (a vector model's SVG is never rasterized: a raster format is refused)"
+                                  if set(output["formats"]) <= VECTOR_FORMATS else "")),
         "output_compression": _mode({"type": "integer", "minimum": 1, "maximum": 100},
                                     "passthrough" if output.get("compression") else "emulated", "quality for jpeg, webp and avif"),
         "thinking": _mode({"enum": thinking["levels"]}, "converted", "reasoning effort the model may spend"),

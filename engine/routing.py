@@ -1,5 +1,6 @@
 """Route order: a forced provider, else priority groups (lower first) shuffled by weight inside a group,
-with providers in cooldown moved to the end (still tried, last); and when a failure lets the next route run.
+with providers in cooldown moved to the end (still tried, last), routes whose upstream retired the model left
+out (mediagate.lifecycle); and when a failure lets the next route run.
 
 No double billing (nginx's `proxy_next_upstream` rule for non-idempotent requests): after a retryable
 failure the next route is tried only when the provider provably did not take the work (never sent, 429,
@@ -15,7 +16,7 @@ import time
 from itertools import groupby
 from typing import Any
 
-from mediagate import errormap, metrics, pricing
+from mediagate import errormap, lifecycle, metrics, pricing
 from mediagate.catalog import Model, Route
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.health import Health
@@ -24,11 +25,12 @@ from mediagate.upstream import Target
 
 def order(model: Model, forced_provider: str | None, rng: random.Random | None = None,
           health: Health | None = None) -> list[Route]:
+    routes = lifecycle.serving(model, model.routes)   # a route whose upstream retired the model is never tried
     if forced_provider is not None:
-        return [r for r in model.routes if r.provider.id == forced_provider]
+        return [r for r in routes if r.provider.id == forced_provider]
     rng = rng or random
     out: list[Route] = []
-    for _, group in groupby(sorted(model.routes, key=lambda r: r.priority), key=lambda r: r.priority):
+    for _, group in groupby(sorted(routes, key=lambda r: r.priority), key=lambda r: r.priority):
         pool = list(group)
         while pool:
             pick = rng.choices(range(len(pool)), weights=[r.weight for r in pool])[0]

@@ -71,7 +71,7 @@ async def create(rt: Runtime, body: Any, input_reference: Any, force_sandbox: bo
         existing = await rt.jobs.by_idempotency_key(idem)
         if existing is not None:
             return 200, public(existing)
-    model, forced, req = prepare(rt, body, "video")
+    model, forced, req = prepare(rt, body, "video", force_sandbox)
     if model.kind != "video":
         raise invalid_request(f"Model '{model.id}' does not make videos.", "model", "unsupported_model")
     candidates = [r for r in model.routes if forced is None or r.provider.id == forced]

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
 from . import byteplus, minimax, runway  # Runway, MiniMax, BytePlus ModelArk
+from . import azure_openai, recraft, xai
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -40,6 +41,9 @@ _PROTOCOL_PREFIXES = (
     ("/runway/v1/", "runway"),
     ("/byteplus/api/", "byteplus"),
     ("/minimax/v1/", "minimax"),
+    ("/azure/", "azure"),
+    ("/xai/v1/", "xai"),
+    ("/recraft/v1/", "recraft"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -122,5 +126,8 @@ def build_app(
     runway.add_routes(app)
     byteplus.add_routes(app)
     minimax.add_routes(app)
+    azure_openai.add_routes(app)
+    xai.add_routes(app)
+    recraft.add_routes(app)
     control.add_routes(app)
     return app

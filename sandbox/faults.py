@@ -50,6 +50,9 @@ PROTOCOL_KINDS: dict[str, frozenset[str]] = {
     "runway": VIDEO_KINDS | {"noimage"},
     "minimax": VIDEO_KINDS | COMMON_KINDS,
     "byteplus": VIDEO_KINDS | COMMON_KINDS,
+    "azure": COMMON_KINDS,
+    "xai": COMMON_KINDS | VIDEO_KINDS,
+    "recraft": COMMON_KINDS,
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
 PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)

@@ -54,6 +54,7 @@ class ModelSpec:
 
 _GPT_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 _GPT_QUALITIES = ("low", "medium", "high", "auto")
+_GPT25_QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto")
 
 
 def _gpt(name: str, sizes: tuple[str, ...] = _GPT_SIZES) -> ModelSpec:
@@ -65,6 +66,11 @@ MODELS: dict[str, ModelSpec] = {
     "gpt-image-1.5": _gpt("gpt-image-1.5"),
     "gpt-image-1-mini": _gpt("gpt-image-1-mini"),
     "gpt-image-2": _gpt("gpt-image-2", ()),  # any WxH within the rules in _gpt_image_2_size
+    # gpt-image-2.5 (2026-09-08): gpt-image-2's request rules plus two quality tiers above high
+    # (docs.apiyi.com/en/news/gpt-image-2-5-launch; wavespeed.ai/gpt-image-2-5-api; third-party)
+    "gpt-image-2.5-flare": ModelSpec("gpt-image-2.5-flare", "gpt-image", (), "auto", _GPT25_QUALITIES, "auto", 10, 32000, "b64_json"),
+    "gpt-image-2.5-sunburst": ModelSpec("gpt-image-2.5-sunburst", "gpt-image", (), "auto", _GPT25_QUALITIES, "auto", 10, 32000,
+                                        "b64_json"),
     "dall-e-3": ModelSpec(
         "dall-e-3", "dall-e-3", ("1024x1024", "1792x1024", "1024x1792"), "1024x1024",
         ("standard", "hd"), "standard", 1, 4000, "url",

@@ -16,6 +16,7 @@ import uvicorn
 from mediagate import catalog
 from mediagate.app import create_app
 from mediagate.config import Settings
+from tests import legacy
 
 
 class _Handle:
@@ -29,7 +30,8 @@ def main() -> None:
 
     async def starter() -> tuple[Any, str]:
         return _Handle(), sim_url
-    app = create_app(Settings.from_env(), catalog.load(), starter)
+    # the served default plus the retired models these tests use, as GatewayThread loads them (tests/legacy.py)
+    app = create_app(Settings.from_env(), catalog.load([*catalog.default_spec_dirs(), legacy.root()]), starter)
     print(f"gateway on {port}", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

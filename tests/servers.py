@@ -19,6 +19,7 @@ from aiohttp import web
 from PIL import Image
 
 from mediagate import catalog as catalog_mod
+from tests import legacy
 from mediagate.app import create_app
 from mediagate.config import Settings
 from mediagate.httpserver import UVICORN_OPTIONS
@@ -35,6 +36,8 @@ class GatewayThread:
     def __init__(self, upstream_url: str | None, tmp: Path, spec_paths: list[Path] | None = None,
                  sandbox: str = "on", server_options: dict[str, Any] | None = None, **settings: Any) -> None:
         self.settings = Settings(media_dir=tmp / "media", state_dir=tmp / "state", sandbox=sandbox, **settings)
+        if spec_paths is None:  # the served default, plus the retired models the older tests use (tests/legacy.py)
+            spec_paths = [*catalog_mod.default_spec_dirs(), legacy.root()]
         self.catalog = catalog_mod.load(spec_paths)
         starter = None
         if upstream_url is not None:

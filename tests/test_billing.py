@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mediagate.sandbox.testing import SimulatorThread
+from tests import legacy
 from tests.servers import GatewayThread, Scripted, ScriptedThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_post_send_failure_is_not_sent_to_the_next_provider(gateway: GatewayThre
 def test_timeout_after_send_is_not_sent_to_the_next_provider(sim: SimulatorThread, tmp_path: Path) -> None:
     sim.reset()
     fast = {**shipped("providers.d", "openai"), "timeout_s": 0.5}
-    with GatewayThread(sim.base_url, tmp_path, [ROOT, spec_root(tmp_path / "specs", {"openai": fast})]) as gw:
+    with GatewayThread(sim.base_url, tmp_path, [ROOT, legacy.root(), spec_root(tmp_path / "specs", {"openai": fast})]) as gw:
         r = post(gw, {"model": "gpt-image-1.5", "prompt": "slow [sim:latency=2000]"})
     assert_not_resent(r, "upstream_timeout")
     assert r.status_code == 504
@@ -99,7 +100,7 @@ def test_refused_connection_falls_back(sim: SimulatorThread, tmp_path: Path) -> 
     unreachable["base_url"] = f"http://127.0.0.1:{closed_port()}/v1"
     unreachable["secrets"] = {"api_key": {"env": "MEDIAGATE_TEST_UNSET_KEY", "optional": True}}
     unreachable["configured_when"] = [[]]   # configured without a key: a real call goes to the closed port
-    with GatewayThread(sim.base_url, tmp_path, [ROOT, spec_root(tmp_path / "specs", {"openai": unreachable})]) as gw:
+    with GatewayThread(sim.base_url, tmp_path, [ROOT, legacy.root(), spec_root(tmp_path / "specs", {"openai": unreachable})]) as gw:
         r = post(gw, {"model": "gpt-image-1.5", "prompt": "a harbour", "response_format": "b64_json"})
     assert r.status_code == 200, r.text
     meta = r.json()["metadata"]
@@ -135,8 +136,8 @@ def test_documented_not_billed_5xx_falls_back(gateway: GatewayThread, sim_clean:
 
 def test_operator_opt_in_falls_back_and_counts_both_attempts(sim: SimulatorThread, tmp_path: Path) -> None:
     sim.reset()
-    model = {**shipped("models.d", "gpt-image-1.5"), "fallback_after_send": True}
-    with GatewayThread(sim.base_url, tmp_path, [ROOT, spec_root(tmp_path / "specs", models={"gpt-image-1.5": model})]) as gw:
+    model = {**yaml.safe_load((legacy.root() / "gpt-image-1.5.yaml").read_text()), "fallback_after_send": True}
+    with GatewayThread(sim.base_url, tmp_path, [ROOT, legacy.root(), spec_root(tmp_path / "specs", models={"gpt-image-1.5": model})]) as gw:
         sim.inject("drop", 1, "openai")
         r = post(gw, {"model": "gpt-image-1.5", "prompt": "a harbour", "response_format": "b64_json"})
     assert r.status_code == 200, r.text
@@ -201,7 +202,7 @@ def scripted_idem(tmp_path: Path) -> Iterator[tuple[Scripted, GatewayThread]]:
     spec = shipped("providers.d", "openai")
     spec["operations"]["generate"]["idempotency"] = {"header": "Idempotency-Key"}
     with ScriptedThread() as script:
-        with GatewayThread(script.base_url, tmp_path, [ROOT, spec_root(tmp_path / "specs", {"openai": spec})]) as gw:
+        with GatewayThread(script.base_url, tmp_path, [ROOT, legacy.root(), spec_root(tmp_path / "specs", {"openai": spec})]) as gw:
             yield script, gw
 
 

@@ -62,12 +62,12 @@ def test_done_when_flow(served: tuple[str, Path]) -> None:
     assert res.size == "1376x768"
     assert any(a["param"] == "size" and a["applied"] == "1376x768" for a in (res.model_extra or {})["metadata"]["adjustments"])
     assert len(client.images.generate(model="gemini-3-pro-image", prompt="x", n=3).data) == 3
-    url = client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url
+    url = client.images.generate(model="gpt-image-2", prompt="x", response_format="url").data[0].url
     assert url is not None and httpx.get(url).status_code == 200
     time.sleep(3.2)
     assert httpx.get(url).status_code == 410
     with pytest.raises(openai.BadRequestError):
-        client.images.generate(model="gpt-image-1", prompt="x", extra_body={"thinking": "high"})
+        client.images.generate(model="gpt-image-2", prompt="x", extra_body={"thinking": "high"})
     with pytest.raises(openai.NotFoundError):
         client.images.generate(model="nope", prompt="x")
 
@@ -103,7 +103,7 @@ def test_a_video_job_survives_kill_9(tmp_path: Path) -> None:
     proc = _start(port, tmp_path, "first.log")
     try:
         _ready(base, proc)
-        job = httpx.post(base + "/v1/videos", json={"model": "sora-2", "prompt": "a long take [sim:job=4000]"}).json()
+        job = httpx.post(base + "/v1/videos", json={"model": "grok-imagine-video", "prompt": "a long take [sim:job=4000]"}).json()
         deadline = time.monotonic() + 10
         while httpx.get(base + f"/v1/videos/{job['id']}").json()["status"] != "in_progress" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -168,7 +168,7 @@ def test_workers_share_one_port_one_sandbox_and_one_signing_key(tmp_path: Path) 
         # Media URLs minted by either worker download from whichever answers (one signing key for all of them).
         client = openai.OpenAI(base_url=base + "/v1", api_key="anything", max_retries=0)
         urls = [d.url for d in client.images.generate(model="gemini-3-pro-image", prompt="a fox", n=4).data]
-        urls += [client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url for _ in range(4)]
+        urls += [client.images.generate(model="gpt-image-2", prompt="x", response_format="url").data[0].url for _ in range(4)]
         assert all(u and u.startswith(base) for u in urls), urls
         assert [httpx.get(u, headers={"Connection": "close"}).status_code for u in urls] == [200] * len(urls)
         text = log.read_text()

@@ -107,7 +107,7 @@ def test_non_finite_form_numbers_are_not_numbers(text: str) -> None:
 
 
 def test_nan_in_a_multipart_field_is_a_400(sim: SimulatorThread, tmp_path: Path) -> None:
-    spec = yaml.safe_load((MODELS / "gpt-image-1.yaml").read_text())
+    spec = yaml.safe_load((MODELS / "gpt-image-2.yaml").read_text())
     spec["id"], spec["aliases"] = "gpt-image-1-strength", []
     spec["params"]["strength"] = {"type": "number", "minimum": 0, "maximum": 1}
     (tmp_path / "models.d").mkdir()

@@ -24,6 +24,7 @@ import redis
 
 from mediagate import webhooks
 from mediagate.sandbox.testing import SimulatorThread
+from tests import legacy
 from tests.s3server import MotoServer
 from tests.servers import RedisServer, free_port
 
@@ -316,7 +317,8 @@ def test_workers_on_the_embedded_stores_run_each_job_once(sim: SimulatorThread, 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_") and not k.endswith("_API_KEY")}
     env.update(MEDIAGATE_SANDBOX="on", MEDIAGATE_SANDBOX_URL=sim.base_url, MEDIAGATE_STATE_DIR=str(tmp_path / "state"),
-               MEDIAGATE_RELOAD_SECONDS="0", PYTHONUNBUFFERED="1")
+               MEDIAGATE_RELOAD_SECONDS="0", PYTHONUNBUFFERED="1",
+               MEDIAGATE_SPEC_DIRS=str(legacy.root()))   # sora-2 as an operator still reaching it would serve it
     log = open(tmp_path / "workers.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "mediagate.cli", "serve", "--workers", "2", "--port", str(port)],
                             env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)

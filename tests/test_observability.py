@@ -188,7 +188,7 @@ def test_every_line_serve_prints_is_json_with_the_fields(tmp_path: Path) -> None
     proc, base, log = _serve(tmp_path, "json")
     try:
         _ready(base, proc)
-        ok = httpx.post(base + "/v1/images/generations", json={"model": "gpt-image-1", "prompt": "x"}, timeout=60,
+        ok = httpx.post(base + "/v1/images/generations", json={"model": "gpt-image-2", "prompt": "x"}, timeout=60,
                         headers={"X-Request-Id": "req_logtest_ok_1"})
         assert ok.status_code == 200
         bad = httpx.post(base + "/v1/images/generations", json={"model": "nope", "prompt": "x"},
@@ -210,7 +210,7 @@ def test_every_line_serve_prints_is_json_with_the_fields(tmp_path: Path) -> None
     messages = " ".join(p["message"] for p in parsed)
     assert "sandbox: simulators at" in messages and "listening on" in messages and "mediagate: stopped" in messages
     okline = next(p for p in parsed if p["request_id"] == "req_logtest_ok_1" and p["message"] == "request")
-    assert okline["model"] == "gpt-image-1" and okline["provider"] and okline["status"] == 200 and okline["latency_ms"] > 0
+    assert okline["model"] == "gpt-image-2" and okline["provider"] and okline["status"] == 200 and okline["latency_ms"] > 0
     assert okline["error_code"] is None and okline["key"] is None and okline["team"] is None
     badline = next(p for p in parsed if p["request_id"] == "req_logtest_bad_1")
     assert badline["status"] == 404 and badline["error_code"] == "model_not_found" and badline["level"] == "info"

@@ -287,7 +287,7 @@ def test_a_cached_reload_gives_the_catalog_a_full_load_gives(tmp_path: Path) -> 
     _edit(tmp_path / "providers.d" / "openai.yaml", "path: /images/generations", "path: /images/generations2")
     third = catalog.load(roots, cache=cache)
     assert _snapshot(third) == _snapshot(catalog.load(roots))
-    assert "/images/generations2" in cli.explain(third, "gpt-image-1", {"prompt": "p"})["routes"][0]["request"]["url"]
+    assert "/images/generations2" in cli.explain(third, "openai/gpt-image-1", {"prompt": "p"})["routes"][0]["request"]["url"]
     assert third.providers["openai"] is not second.providers["openai"]
     assert third.providers["local-openai"] is not second.providers["local-openai"]   # extends openai
     assert third.models["gpt-image-1"] is not second.models["gpt-image-1"]

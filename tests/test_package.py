@@ -211,7 +211,7 @@ def test_installed_gateway_answers_the_openai_sdk(served: tuple[str, subprocess.
     res = client.images.generate(model="gemini-3-pro-image", prompt="a red fox in snow", size="1792x1024",
                                  response_format="b64_json", extra_body={"output_format": "webp"})
     assert res.size == "1376x768" and res.data and res.data[0].b64_json
-    url = client.images.generate(model="dall-e-2", prompt="x", size="256x256").data[0].url
+    url = client.images.generate(model="gpt-image-2", prompt="x", response_format="url").data[0].url
     assert url is not None and httpx.get(url).status_code == 200
     assert "sandbox: simulators at http://127.0.0.1:" in log.read_text()
     # State and media went to the per-user data directory, never the current one.
