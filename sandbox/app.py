@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
+from . import a1111, bedrock, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -36,6 +36,7 @@ _PROTOCOL_PREFIXES = (
     ("/a1111/", "a1111"),
     ("/stability/", "stability"),
     ("/openrouter/", "openrouter"),
+    ("/bedrock/", "bedrock"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,5 +116,6 @@ def build_app(
     vertex.add_routes(app)
     a1111.add_routes(app)
     stability.add_routes(app)
+    bedrock.add_routes(app)   # Amazon Bedrock runtime under /bedrock/..., its S3 output bucket under /bedrock-s3/...
     control.add_routes(app)
     return app
