@@ -32,7 +32,7 @@ from mediagate.shape import ShapeSpec
 from mediagate.templates import Renderer, TemplateError, compile_value
 
 log = logging.getLogger("mediagate")
-PRICING_FACTS = frozenset({"resolution", "size", "aspect_ratio", "thinking", "output_format"})
+PRICING_FACTS = frozenset({"resolution", "size", "pixels", "aspect_ratio", "thinking", "output_format"})
 MAX_SPEC_FILE_BYTES = 1024 * 1024
 MAX_NAME_ECHO_CHARS = 100       # an unknown model name is quoted back at most this long
 

@@ -45,8 +45,8 @@ def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], 
 
 
 async def _call(transport: Transport, provider: Provider, target: Target, step: UrlStep, job: JobSpec, submitted: Any,
-                ctx: dict[str, Any]) -> upstream.UpstreamReply:
-    jctx = {**ctx, "job": submitted}
+                ctx: dict[str, Any], last: Any = None) -> upstream.UpstreamReply:
+    jctx = {**ctx, "job": submitted, "poll": last}
     body = step.json(jctx) if step.json is not None else None
     sign_as = provider.endpoints[step.endpoint].sigv4 if step.endpoint is not None else None
     request = upstream.build(provider, target, jctx, step.method, _step_url(step, job, submitted, jctx, target),
@@ -100,7 +100,7 @@ async def follow(transport: Transport, provider: Provider, job: JobSpec, target:
                 await on_progress(float(value) if isinstance(value, (int, float)) else None)
         if job.result is None:
             return state["body"] if job.reply_view else state
-        reply = await _call(transport, provider, target, job.result, job, submitted, ctx)
+        reply = await _call(transport, provider, target, job.result, job, submitted, ctx, state)
         if not 200 <= reply.status < 300:
             raise upstream.reply_error(provider, reply)
         return reply.body if job.result.binary else reply.json

@@ -12,7 +12,7 @@ Template contexts (names a template may use):
 | `base_url` | config |
 | `operations.*.request.*`, `async.headers`, route `body` | the request context (mediagate.context) and config |
 | `operations.chat.request.*` | route, values, model, extra, stream, config |
-| `async.poll/result/cancel` `path`, `json`, `headers` | the operation's context and job (the submit reply) |
+| `async.poll/result/cancel` `path`, `json`, `headers` | the operation's context and job (the submit reply); `result` also poll (the last status reply) |
 | `auth.headers`, `auth.query` | the operation's context, job, secrets |
 | `auth.sigv4.*`, `endpoints.*.base_url` | secrets and config (sigv4), config (endpoints) |
 | `blocked_when[].message` | body (the reply), match (what `when` found) |
@@ -215,7 +215,7 @@ def _operation(op: dict[str, Any], path: str, names: frozenset[str]) -> list[Pro
                 out += jmespath(s.get("url"), f"{path}.async.{step}.url")
                 for key in ("path", "json", "headers"):
                     if key in s:
-                        out += template(s[key], f"{path}.async.{step}.{key}", names | {"job"})
+                        out += template(s[key], f"{path}.async.{step}.{key}", names | {"job"} | ({"poll"} if step == "result" else set()))
         out += jmespath(job.get("done_when"), f"{path}.async.done_when")
         out += jmespath(job.get("progress"), f"{path}.async.progress")
         for i, r in enumerate(job.get("failed_when", [])):
