@@ -85,3 +85,6 @@ async def generate_core(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/core", generate_core)
+    # Ultra and SD3.x take the same form (sd3 adds `model`: sd3.5-large, sd3.5-large-turbo, sd3.5-medium, ...)
+    app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/ultra", generate_core)
+    app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/sd3", generate_core)
