@@ -52,6 +52,13 @@ def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
             param = "input_reference" if req.operation == "video" else "image"
             raise invalid_request(f"The {param} image is {first.width}x{first.height}; model '{req.model_id}' needs it "
                                   f"to be exactly the output size, {req.shape.size}.", param, "invalid_image_size")
+    formats = spec.get("formats")
+    if formats:   # refused, not re-encoded here: an image is never converted on the event loop
+        for i, image in enumerate(req.images):
+            if image.format not in formats:
+                param = "input_reference" if req.operation == "video" else "image"
+                raise invalid_request(f"Input image {i + 1} is {image.format}; model '{req.model_id}' takes "
+                                      f"{' or '.join(formats)} input images.", param, "invalid_image_format")
     return req
 
 

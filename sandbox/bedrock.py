@@ -173,14 +173,32 @@ async def _fault(request: web.Request, prompt: str) -> web.Response | str | None
 
 async def _amazon_image(request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
     nova = model == NOVA_CANVAS
-    if body.get("taskType") != "TEXT_IMAGE":
-        return aws_error(400, "ValidationException", f"Unsupported taskType: {body.get('taskType')!r}")
-    params = body.get("textToImageParams") or {}
+    task = body.get("taskType")
+    if task not in ("TEXT_IMAGE", "IMAGE_VARIATION"):
+        return aws_error(400, "ValidationException", f"Unsupported taskType: {task!r}")
+    field = "textToImageParams" if task == "TEXT_IMAGE" else "imageVariationParams"
+    params = body.get(field) or {}
     text = params.get("text")
     max_chars = 1024 if nova else 512
     if not isinstance(text, str) or not 1 <= len(text) <= max_chars:
-        return aws_error(400, "ValidationException", f"1 validation error detected: Value at 'textToImageParams.text' "
+        return aws_error(400, "ValidationException", f"1 validation error detected: Value at '{field}.text' "
                          f"failed to satisfy constraint: Member must have length between 1 and {max_chars}")
+    sources: list[bytes] = []
+    if task == "IMAGE_VARIATION":
+        refs = params.get("images")
+        if not isinstance(refs, list) or not 1 <= len(refs) <= 5:
+            return aws_error(400, "ValidationException", "imageVariationParams.images must hold 1 to 5 images")
+        for ref in refs:
+            try:
+                data = base64.b64decode(ref, validate=True)
+            except (ValueError, TypeError):
+                return aws_error(400, "ValidationException", "imageVariationParams.images: invalid base64")
+            if not data.startswith((b"\x89PNG", b"\xff\xd8")):
+                return aws_error(400, "ValidationException", "imageVariationParams.images: only PNG and JPEG images are supported")
+            sources.append(data)
+        strength = params.get("similarityStrength", 0.7)
+        if not isinstance(strength, (int, float)) or not 0.2 <= strength <= 1.0:
+            return aws_error(400, "ValidationException", "similarityStrength must be between 0.2 and 1.0")
     fault = await _fault(request, text)
     if isinstance(fault, web.StreamResponse):
         return fault
@@ -211,8 +229,12 @@ async def _amazon_image(request: web.Request, model: str, body: dict[str, Any]) 
     if fault == "noimage":
         return web.json_response({"images": [], "error": None})
     label = faults.strip_directives(text)
-    images = [base64.b64encode(await render.render_async(width, height, f"{label} #{i + 1}" if count > 1 else label, "png")).decode()
-              for i in range(count)]
+    images = []
+    for i in range(count):
+        caption = f"{label} #{i + 1}" if count > 1 else label
+        data = await (render.render_edit_async(sources[0], width, height, caption, "png") if sources
+                      else render.render_async(width, height, caption, "png"))
+        images.append(base64.b64encode(data).decode())
     return web.json_response({"images": images, "error": None})
 
 

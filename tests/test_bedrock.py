@@ -162,3 +162,35 @@ def test_every_bedrock_model_has_its_route() -> None:
     cat = catalog.load()
     on_bedrock = {m.id for m in cat.models.values() if any(r.provider.id == "bedrock" for r in m.routes)}
     assert {"nova-canvas", "titan-image-v2", "stable-image-ultra", "sd3.5-large", "stable-image-core", "nova-reel"} <= on_bedrock
+
+
+def _png(size: tuple[int, int], fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 90, 40)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_nova_canvas_edit_is_an_image_variation(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    res = client(gateway).images.edit(model="nova-canvas", image=[("a.png", _png((800, 600)), "image/png"),
+                                                                  ("b.jpg", _png((800, 600), "JPEG"), "image/jpeg")],
+                                      prompt="in autumn colours", response_format="b64_json",
+                                      extra_body={"similarity_strength": 0.6})
+    assert image(res.data[0]).size == (816, 608)      # the references' 4:3, on Nova's grid of 16
+    sent = sim_clean.requests("bedrock")[0]["json"]
+    assert sent["taskType"] == "IMAGE_VARIATION"
+    assert len(sent["imageVariationParams"]["images"]) == 2 and sent["imageVariationParams"]["similarityStrength"] == 0.6
+
+
+def test_an_input_format_the_model_does_not_take_is_refused(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client(gateway).images.edit(model="titan-image-v2", image=("a.webp", _png((512, 512), "WEBP"), "image/webp"),
+                                    prompt="x")
+    assert err.value.code == "invalid_image_format" and err.value.param == "image"
+    assert sim_clean.requests("bedrock") == []
+
+
+def test_a_mask_is_refused_where_no_route_takes_one(gateway: GatewayThread) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client(gateway).images.edit(model="nova-canvas", image=("a.png", _png((512, 512)), "image/png"),
+                                    mask=("m.png", _png((512, 512)), "image/png"), prompt="x")
+    assert err.value.param == "mask"

@@ -137,3 +137,19 @@ def test_nova_reel_failed_job(sim: SimulatorThread) -> None:
     time.sleep(0.2)
     job = client.get_async_invoke(invocationArn=arn)
     assert job["status"] == "Failed" and job["failureMessage"]
+
+
+def test_image_variation_takes_png_or_jpeg_references(sim: SimulatorThread) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 640), (10, 120, 30)).save(buf, "PNG")
+    ref = base64.b64encode(buf.getvalue()).decode()
+    body = {"taskType": "IMAGE_VARIATION", "imageVariationParams": {"text": "autumn", "images": [ref], "similarityStrength": 0.5},
+            "imageGenerationConfig": {"width": 640, "height": 640, "numberOfImages": 1}}
+    out = json.loads(_client(sim).invoke_model(modelId="amazon.nova-canvas-v1:0", body=json.dumps(body))["body"].read())
+    assert _image(out["images"][0]).size == (640, 640)
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 640)).save(buf, "WEBP")
+    body["imageVariationParams"]["images"] = [base64.b64encode(buf.getvalue()).decode()]
+    with pytest.raises(ClientError) as err:
+        _client(sim).invoke_model(modelId="amazon.nova-canvas-v1:0", body=json.dumps(body))
+    assert err.value.response["Error"]["Code"] == "ValidationException"
