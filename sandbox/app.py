@@ -6,7 +6,8 @@ Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (fil
 ``/gemini/v1/...``), fal under ``/fal/queue/...`` and ``/fal/run/...`` (files under
 ``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
 Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
-``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, control under
+``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, Amazon
+Bedrock under ``/bedrock/...`` (its S3 output bucket under ``/bedrock-s3/...``), control under
 ``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.

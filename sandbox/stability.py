@@ -1,4 +1,5 @@
-"""Stability AI's REST v2beta Stable Image generate API: ``POST /stability/v2beta/stable-image/generate/core``.
+"""Stability AI's REST v2beta Stable Image generate API: ``POST /stability/v2beta/stable-image/generate/core``
+(and ``/ultra``, ``/sd3`` with ``model``, which take the same form).
 
 Shapes from Stability's API reference (platform.stability.ai/docs/api-reference, "Generate" - Stable Image
 Core): a multipart/form-data body (``prompt`` required; ``aspect_ratio`` 16:9 1:1 21:9 2:3 3:2 4:5 5:4 9:16

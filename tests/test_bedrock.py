@@ -48,7 +48,7 @@ def test_nova_canvas_through_the_openai_sdk(gateway: GatewayThread, sim_clean: S
                                                      "quality": "premium", "seed": 9}
     auth = call["headers"]["authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=sandbox/") and "/us-east-1/bedrock/aws4_request" in auth
-    assert "content-type" in auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert auth.split("SignedHeaders=")[1].split(",")[0] == "accept;content-type;host;x-amz-date;x-amz-security-token"
 
 
 def test_titan_v2_snaps_to_its_size_table(gateway: GatewayThread) -> None:
@@ -101,8 +101,9 @@ def test_a_wrong_secret_is_refused_by_the_simulator(sim: SimulatorThread, tmp_pa
     monkeypatch.setenv("BEDROCK_BASE_URL", sim.url("/bedrock"))
     with GatewayThread(None, tmp_path, sandbox="off") as gw:
         r = httpx.post(gw.base_url + "/v1/images/generations", json={"model": "nova-canvas", "prompt": "a fox"}, timeout=30)
-    assert r.status_code == 502
-    assert "upstream_auth_failed" in r.text or "security token" in r.text
+    assert r.status_code == 502, r.text
+    error = r.json()["error"]
+    assert error["code"] == "all_providers_exhausted" and "security token included in the request is invalid" in error["message"]
 
 
 def test_real_credentials_sign_for_the_configured_region(sim: SimulatorThread, tmp_path: Path,
