@@ -195,3 +195,13 @@ def test_a_mask_is_refused_where_no_route_takes_one(gateway: GatewayThread) -> N
         client(gateway).images.edit(model="nova-canvas", image=("a.png", _png((512, 512)), "image/png"),
                                     mask=("m.png", _png((512, 512)), "image/png"), prompt="x")
     assert err.value.param == "mask"
+
+
+@pytest.mark.parametrize("provider", ["stability", "bedrock", "replicate", "fal"])
+def test_sd35_large_on_every_route(gateway: GatewayThread, provider: str) -> None:
+    """Every provider that serves SD3.5 Large answers the openai SDK through the gateway on its simulator."""
+    res = client(gateway).images.generate(model=f"{provider}/sd3.5-large", prompt="a harbour", response_format="b64_json",
+                                          extra_body={"aspect_ratio": "3:2"})
+    im = image(res.data[0])
+    assert f"{im.width}x{im.height}" == res.size and im.width > im.height
+    assert (res.model_extra or {})["metadata"]["provider"] == provider
