@@ -248,7 +248,9 @@ def build(provider: Provider, target: Target, ctx: dict[str, Any], method: str, 
     all_query = {**_strings(query, ctx), **_strings(provider.auth_query, secret_ctx)}
     request = UpstreamRequest(method, url, all_headers, all_query, body, frozenset(auth_headers))
     if provider.sigv4 is not None:
-        request.signer = credentials(provider, secret_ctx, sign_as or {})
+        creds = credentials(provider, secret_ctx, sign_as or {})
+        if creds.access_key_id:   # no key id configured: the provider's other auth (a bearer key) stands alone
+            request.signer = creds
     return request
 
 

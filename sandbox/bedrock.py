@@ -44,6 +44,7 @@ S3_PREFIX = "/bedrock-s3"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 SECRETS = {"sandbox": "sandbox"}   # access key id -> secret access key
+API_KEYS = frozenset({"sandbox"})  # Bedrock API keys (Authorization: Bearer); the real error text is UNVERIFIED
 MAX_SKEW_S = 15 * 60              # AWS refuses a signature dated more than 15 minutes away
 BEDROCK_KINDS = faults.COMMON_KINDS | {"fail"}
 
@@ -89,6 +90,10 @@ async def check_signature(request: web.Request, service: str) -> web.Response | 
     header = request.headers.get("Authorization", "")
     if not header:
         return aws_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    if header.startswith("Bearer ") and service == "bedrock":   # a Bedrock API key (the service's httpBearerAuth)
+        if header[len("Bearer "):] in API_KEYS:
+            return None
+        return aws_error(403, "AccessDeniedException", "Invalid API Key format: Must start with pre-defined prefix")
     m = _AUTH.fullmatch(header.strip())
     if m is None:
         return aws_error(403, "IncompleteSignatureException", "Authorization header requires 'Credential', "

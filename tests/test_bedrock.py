@@ -205,3 +205,28 @@ def test_sd35_large_on_every_route(gateway: GatewayThread, provider: str) -> Non
     im = image(res.data[0])
     assert f"{im.width}x{im.height}" == res.size and im.width > im.height
     assert (res.model_extra or {})["metadata"]["provider"] == provider
+
+
+def test_a_bedrock_api_key_is_sent_as_bearer_unsigned(sim: SimulatorThread, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With only AWS_BEARER_TOKEN_BEDROCK set, calls carry the key and no SigV4 signature; with access keys
+    too, SigV4 wins and the key is not sent."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "sandbox")
+    monkeypatch.setenv("BEDROCK_BASE_URL", sim.url("/bedrock"))
+    sim.reset()
+    with GatewayThread(None, tmp_path / "a", sandbox="off") as gw:
+        r = httpx.post(gw.base_url + "/v1/images/generations",
+                       json={"model": "titan-image-v2", "prompt": "a fox", "response_format": "b64_json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    headers = sim.requests("bedrock")[0]["headers"]
+    assert headers["authorization"] == "Bearer sandbox" and "x-amz-date" not in headers
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
+    sim.reset()
+    with GatewayThread(None, tmp_path / "b", sandbox="off") as gw:
+        r = httpx.post(gw.base_url + "/v1/images/generations",
+                       json={"model": "titan-image-v2", "prompt": "a fox", "response_format": "b64_json"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert sim.requests("bedrock")[0]["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
