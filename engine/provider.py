@@ -117,9 +117,15 @@ class Operation:
     multipart: bool = False                # `json` renders the fields of a multipart/form-data body
     takes_mask: bool = False               # the request sends the edit mask (declared with `mask: true`)
     idempotency_header: str | None = None  # the provider deduplicates requests carrying the same key here
+    idempotency_field: str | None = None   # ... or carrying it in this top-level field of the JSON body
     file_types: tuple[str, ...] | None = None  # `outputs.body: file`: the reply body is the file, of these types
     reply_view: bool = False               # paths read {body, headers, status} instead of the body (`view: reply`)
     metadata: dict[str, ParsedResult] = field(default_factory=dict)  # reply fields surfaced as metadata.upstream
+
+    @property
+    def idempotent(self) -> bool:
+        """The provider deduplicates by a client key (a header or a body field): a retry under it is safe."""
+        return self.idempotency_header is not None or self.idempotency_field is not None
 
 
 @dataclass
@@ -340,7 +346,8 @@ def _compile_operation(op: dict[str, Any], path: str, hosts: Any) -> Operation:
         on_empty=op.get("on_empty"),
         job=(_compile_job(op["async"], f"{path}.async", reply_view, hosts) if "async" in op else None),
         takes_mask=bool(op.get("mask", False)),
-        idempotency_header=op["idempotency"]["header"] if "idempotency" in op else None,
+        idempotency_header=op.get("idempotency", {}).get("header"),
+        idempotency_field=op.get("idempotency", {}).get("field"),
         file_types=file_types, reply_view=reply_view,
         metadata={k: compile_path(v, f"{path}.outputs.metadata.{k}") for k, v in outputs.get("metadata", {}).items()},
     )

@@ -293,6 +293,8 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     request.multipart = op.multipart
     if op.idempotency_header and ctx.get("idempotency_key"):
         request.headers[op.idempotency_header] = ctx["idempotency_key"]
+    if op.idempotency_field and ctx.get("idempotency_key") and isinstance(body, dict):
+        request.json = {**body, op.idempotency_field: ctx["idempotency_key"]}
     return request
 
 
