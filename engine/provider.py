@@ -50,6 +50,7 @@ class SigV4Spec:
     service: Renderer
     session_token: Renderer | None = None
     content_sha256_header: bool = False
+    path_encoded_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def _compile_sigv4(spec: dict[str, Any]) -> SigV4Spec:
         return compile_value(spec[key], f"$.auth.sigv4.{key}")
     return SigV4Spec(access_key_id=t("access_key_id"), secret_access_key=t("secret_access_key"), region=t("region"),
                      service=t("service"), session_token=t("session_token") if "session_token" in spec else None,
-                     content_sha256_header=bool(spec.get("content_sha256_header", False)))
+                     content_sha256_header=bool(spec.get("content_sha256_header", False)),
+                     path_encoded_once=bool(spec.get("path_encoded_once", False)))
 
 
 def _compile_endpoint(spec: dict[str, Any], path: str, config: Mapping[str, str], env: Mapping[str, str]) -> Endpoint:

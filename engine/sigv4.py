@@ -35,6 +35,7 @@ class Credentials:
     service: str
     session_token: str | None = None
     content_sha256_header: bool = False   # S3 requires `x-amz-content-sha256` on every request
+    path_encoded_once: bool = False       # S3 signs the path as sent; every other service URI-encodes it once more
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,7 @@ def sign(method: str, url: str, headers: dict[str, str], payload_sha256: str, cr
     signed = {k.lower(): " ".join(str(v).split()) for k, v in headers.items() if k.lower() not in UNSIGNED_HEADERS}
     signed.update(added)
     names = sorted(signed)
-    # S3 takes the path as sent; every other service signs it URI-encoded once more
-    canonical_path = path if creds.service == "s3" else aws_quote_path(path)
+    canonical_path = path if creds.path_encoded_once else aws_quote_path(path)
     canonical = "\n".join([method.upper(), canonical_path, query, "".join(f"{n}:{signed[n]}\n" for n in names),
                            ";".join(names), payload_sha256])
     scope = f"{date}/{creds.region}/{creds.service}/aws4_request"

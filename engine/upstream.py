@@ -264,7 +264,8 @@ def credentials(provider: Provider, secret_ctx: dict[str, Any], sign_as: Mapping
         access_key_id=text(spec.access_key_id), secret_access_key=text(spec.secret_access_key),
         region=str(sign_as.get("region") or text(spec.region)), service=str(sign_as.get("service") or text(spec.service)),
         session_token=text(spec.session_token) or None,
-        content_sha256_header=bool(sign_as.get("content_sha256_header", spec.content_sha256_header)))
+        content_sha256_header=bool(sign_as.get("content_sha256_header", spec.content_sha256_header)),
+        path_encoded_once=bool(sign_as.get("path_encoded_once", spec.path_encoded_once)))
 
 
 async def prepared(req: UpstreamRequest) -> tuple[str | URL, dict[str, str], dict[str, str] | None, dict[str, Any]]:

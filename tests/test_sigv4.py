@@ -75,7 +75,8 @@ def test_matches_botocore(method: str, url: str, headers: dict[str, str], body: 
 
 def test_s3_matches_botocore() -> None:
     """S3 signs the path as sent (no second encoding) and wants the payload hash as a header."""
-    creds = sigv4.Credentials("AKIAEXAMPLE", "secret", "us-west-2", "s3", None, content_sha256_header=True)
+    creds = sigv4.Credentials("AKIAEXAMPLE", "secret", "us-west-2", "s3", None, content_sha256_header=True,
+                              path_encoded_once=True)
     url = "https://bucket.s3.us-west-2.amazonaws.com/jobs/abc%3Adef/output.mp4"
     ours = sigv4.sign("GET", url, {}, sigv4.EMPTY_SHA256, creds, SUITE_TIME)
     assert ours.headers["x-amz-content-sha256"] == sigv4.EMPTY_SHA256
