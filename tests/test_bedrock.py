@@ -230,3 +230,27 @@ def test_a_bedrock_api_key_is_sent_as_bearer_unsigned(sim: SimulatorThread, tmp_
                        json={"model": "titan-image-v2", "prompt": "a fox", "response_format": "b64_json"}, timeout=30)
     assert r.status_code == 200, r.text
     assert sim.requests("bedrock")[0]["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+
+
+def test_aws_keys_alone_do_not_take_bedrock_off_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_* keys may be an S3-compatible media store's (compose.yaml's MinIO): with sandbox=auto Bedrock stays
+    on its simulator until BEDROCK_REGION says it is meant, and that region wins over AWS_REGION."""
+    from mediagate.config import Settings
+    from mediagate.provider import compile_provider
+    from mediagate.runtime import sandboxed
+    import yaml
+    spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "providers.d" / "bedrock.yaml").read_text())
+    settings = Settings(media_dir=tmp_path / "m", state_dir=tmp_path / "s", sandbox="auto")
+    env = {"AWS_ACCESS_KEY_ID": "minio", "AWS_SECRET_ACCESS_KEY": "minio-secret", "AWS_REGION": "eu-west-1"}
+    for name in ("BEDROCK_REGION", "AWS_BEARER_TOKEN_BEDROCK", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    provider = compile_provider(spec, "bedrock.yaml", {**env})
+    assert sandboxed(settings, provider)
+    assert provider.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com"
+    monkeypatch.setenv("BEDROCK_REGION", "us-west-2")
+    provider = compile_provider(spec, "bedrock.yaml", {**env, "BEDROCK_REGION": "us-west-2"})
+    assert not sandboxed(settings, provider) and not provider.missing_secrets
+    assert provider.base_url == "https://bedrock-runtime.us-west-2.amazonaws.com"
+    assert provider.endpoints["s3"].base_url == "https://s3.us-west-2.amazonaws.com"
