@@ -306,8 +306,8 @@ async def render_async(provider: Provider, op: Operation, ctx: dict[str, Any], t
     """`render`, off the loop when the inputs are big: templates read `b64` / `data_url` synchronously and
     those are made on first read, so rendering in a thread makes exactly the encodings this route uses."""
     heavy = sum(len(i["bytes"]) for i in (ctx.get("images") or ()))
-    if ctx.get("mask") is not None:
-        heavy += len(ctx["mask"]["bytes"])
+    if ctx.get("mask") is not None:   # a mask may be read as `edit_area_b64`, a pixel conversion: never on the loop
+        heavy += INLINE_RENDER_BYTES + len(ctx["mask"]["bytes"])
     if heavy <= INLINE_RENDER_BYTES:
         return render(provider, op, ctx, target)
     return await jsonbody.off_loop(render, provider, op, ctx, target)

@@ -27,6 +27,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import io
 import json
 import random
 import re
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
+from PIL import Image
 
 from . import faults, jobs, render, stability, video
 from .state import JSON_BODY, get_state
@@ -179,9 +181,10 @@ async def _fault(request: web.Request, prompt: str) -> web.Response | str | None
 async def _amazon_image(request: web.Request, model: str, body: dict[str, Any]) -> web.StreamResponse:
     nova = model == NOVA_CANVAS
     task = body.get("taskType")
-    if task not in ("TEXT_IMAGE", "IMAGE_VARIATION"):
+    if task not in ("TEXT_IMAGE", "IMAGE_VARIATION", "INPAINTING"):
         return aws_error(400, "ValidationException", f"Unsupported taskType: {task!r}")
-    field = "textToImageParams" if task == "TEXT_IMAGE" else "imageVariationParams"
+    field = {"TEXT_IMAGE": "textToImageParams", "IMAGE_VARIATION": "imageVariationParams",
+             "INPAINTING": "inPaintingParams"}[task]
     params = body.get(field) or {}
     text = params.get("text")
     max_chars = 1024 if nova else 512
@@ -189,6 +192,17 @@ async def _amazon_image(request: web.Request, model: str, body: dict[str, Any]) 
         return aws_error(400, "ValidationException", f"1 validation error detected: Value at '{field}.text' "
                          f"failed to satisfy constraint: Member must have length between 1 and {max_chars}")
     sources: list[bytes] = []
+    edit_mask: bytes | None = None
+    if task == "INPAINTING":
+        try:
+            image = _png_or_jpeg(params.get("image"))
+            black_edit = _png_or_jpeg(params.get("maskImage"))
+        except ValueError as exc:
+            return aws_error(400, "ValidationException", f"inPaintingParams: {exc}")
+        if render.image_size(image) != render.image_size(black_edit):
+            return aws_error(400, "ValidationException", "inPaintingParams: maskImage must be the size of image")
+        sources.append(image)
+        edit_mask = _alpha_mask(black_edit)
     if task == "IMAGE_VARIATION":
         refs = params.get("images")
         if not isinstance(refs, list) or not 1 <= len(refs) <= 5:
@@ -237,7 +251,7 @@ async def _amazon_image(request: web.Request, model: str, body: dict[str, Any]) 
     images = []
     for i in range(count):
         caption = f"{label} #{i + 1}" if count > 1 else label
-        data = await (render.render_edit_async(sources[0], width, height, caption, "png") if sources
+        data = await (render.render_edit_async(sources[0], width, height, caption, "png", mask=edit_mask) if sources
                       else render.render_async(width, height, caption, "png"))
         images.append(base64.b64encode(data).decode())
     return web.json_response({"images": images, "error": None})
@@ -272,6 +286,26 @@ async def _stability(request: web.Request, model: str, body: dict[str, Any]) -> 
     return web.json_response({"seeds": [seed or random.randint(1, stability.MAX_SEED)],
                               "finish_reasons": ["Filter reason: output image" if filtered else None],
                               "images": [base64.b64encode(data).decode()]})
+
+
+def _png_or_jpeg(value: Any) -> bytes:
+    try:
+        data = base64.b64decode(value, validate=True) if isinstance(value, str) else b""
+    except ValueError:
+        raise ValueError("invalid base64") from None
+    if not data.startswith((b"\x89PNG", b"\xff\xd8")):
+        raise ValueError("only PNG and JPEG images are supported")
+    return data
+
+
+def _alpha_mask(black_edit: bytes) -> bytes:
+    """Amazon's mask (black = edit) as the renderer's (transparent = edit)."""
+    with Image.open(io.BytesIO(black_edit)) as im:
+        rgba = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        rgba.putalpha(im.convert("L"))
+        buf = io.BytesIO()
+        rgba.save(buf, "PNG")
+        return buf.getvalue()
 
 
 # -- StartAsyncInvoke / GetAsyncInvoke (Nova Reel) -------------------------------------------------

@@ -190,11 +190,6 @@ def test_an_input_format_the_model_does_not_take_is_refused(gateway: GatewayThre
     assert sim_clean.requests("bedrock") == []
 
 
-def test_a_mask_is_refused_where_no_route_takes_one(gateway: GatewayThread) -> None:
-    with pytest.raises(openai.BadRequestError) as err:
-        client(gateway).images.edit(model="nova-canvas", image=("a.png", _png((512, 512)), "image/png"),
-                                    mask=("m.png", _png((512, 512)), "image/png"), prompt="x")
-    assert err.value.param == "mask"
 
 
 @pytest.mark.parametrize("provider", ["stability", "bedrock", "replicate", "fal"])
@@ -254,3 +249,28 @@ def test_aws_keys_alone_do_not_take_bedrock_off_the_simulator(tmp_path: Path, mo
     assert not sandboxed(settings, provider) and not provider.missing_secrets
     assert provider.base_url == "https://bedrock-runtime.us-west-2.amazonaws.com"
     assert provider.endpoints["s3"].base_url == "https://s3.us-west-2.amazonaws.com"
+
+
+def test_a_mask_makes_the_edit_an_inpainting_with_amazons_mask_convention(gateway: GatewayThread,
+                                                                         sim_clean: SimulatorThread) -> None:
+    """The caller's OpenAI mask (transparent = edit) reaches Bedrock as a black-and-white PNG, black = edit."""
+    mask = Image.new("RGBA", (512, 512), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 256, 512))           # the left half transparent: edit it
+    buf = io.BytesIO()
+    mask.save(buf, "PNG")
+    res = client(gateway).images.edit(model="nova-canvas", image=("a.png", _png((512, 512)), "image/png"),
+                                      mask=("m.png", buf.getvalue(), "image/png"), prompt="a hat", response_format="b64_json")
+    assert image(res.data[0]).size == (512, 512)
+    sent = sim_clean.requests("bedrock")[0]["json"]
+    assert sent["taskType"] == "INPAINTING" and "imageVariationParams" not in sent
+    sent_mask = Image.open(io.BytesIO(base64.b64decode(sent["inPaintingParams"]["maskImage"])))
+    assert sent_mask.convert("L").getpixel((10, 10)) == 0 and sent_mask.convert("L").getpixel((500, 10)) == 255
+
+
+def test_a_mask_with_several_images_is_refused_not_dropped(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client(gateway).images.edit(model="titan-image-v2", image=[("a.png", _png((512, 512)), "image/png"),
+                                                                   ("b.png", _png((512, 512)), "image/png")],
+                                    mask=("m.png", _png((512, 512)), "image/png"), prompt="x")
+    assert err.value.param == "image" and "at most 1" in str(err.value)
+    assert sim_clean.requests("bedrock") == []
