@@ -7,6 +7,7 @@ shape tables), so the request path only evaluates.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import importlib.resources
@@ -32,7 +33,7 @@ from mediagate.shape import ShapeSpec
 from mediagate.templates import Renderer, TemplateError, compile_value
 
 log = logging.getLogger("mediagate")
-PRICING_FACTS = frozenset({"resolution", "size", "aspect_ratio", "thinking", "output_format"})
+PRICING_FACTS = frozenset({"resolution", "size", "pixels", "aspect_ratio", "thinking", "output_format"})
 MAX_SPEC_FILE_BYTES = 1024 * 1024
 MAX_NAME_ECHO_CHARS = 100       # an unknown model name is quoted back at most this long
 
@@ -616,7 +617,9 @@ def _compile_model(spec: dict[str, Any], file: str, providers: dict[str, Provide
     return model
 
 
-_SPEC_CHECK_IMAGE = InputImage(b"\x89PNG spec check", "png", 64, 64)
+# a real 1x1 PNG, so templates that read pixels (a mask's edit_area_b64) render at load as they will per request
+_SPEC_CHECK_IMAGE = InputImage(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="),
+                               "png", 64, 64)
 
 
 def dry_render(model: Model) -> list[str]:

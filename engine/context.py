@@ -16,7 +16,7 @@
 | values | the model's tables merged with the route's |
 | model | id |
 | images | edit inputs, each {bytes, b64, mime, data_url, width, height, format, filename} (b64 and data_url made on first read); [] when generating |
-| mask | the edit mask in the same form, or none |
+| mask | the edit mask in the same form, or none; `mask.edit_area_b64` is it as a black-and-white PNG, black where to edit |
 | seconds | video length (a number; templates write it as the provider wants, e.g. `seconds ~ ''` for a string) |
 """
 

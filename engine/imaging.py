@@ -153,6 +153,23 @@ def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, In
         raise ImageError(f"cannot convert image: {exc}") from None
 
 
+def edit_area_png(data: bytes) -> bytes:
+    """An edit mask as a black-and-white PNG, black where the area is to be edited (Amazon's image models'
+    convention) from the OpenAI one, transparent where to edit. A mask without an alpha channel is read as
+    grey levels, dark meaning edit. Blocking: templates read it while rendering off the event loop."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
+            level = im.convert("RGBA").getchannel("A") if has_alpha else im.convert("L")
+            out = level.point(lambda v: 255 if v >= 128 else 0)
+            buf = io.BytesIO()
+            out.save(buf, "PNG", compress_level=6)
+            return buf.getvalue()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot read the mask: {exc}") from None
+
+
 def _prepare(im: Image.Image, fmt: str) -> Image.Image:
     has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
     if fmt == "jpeg":

@@ -40,11 +40,14 @@ class InputImage:
         return imaging.MIME[self.format]
 
     def encoded(self, name: str) -> str:
-        """`b64` or `data_url`, made on first use (by whichever thread renders first) and kept."""
+        """`b64`, `data_url` or `edit_area_b64`, made on first use (by whichever thread renders first) and kept."""
         with self._lock:
             value = self._encoded.get(name)
             if value is None:
-                value = imaging.b64encode(self.data, f"data:{self.mime};base64," if name == "data_url" else "")
+                if name == "edit_area_b64":
+                    value = imaging.b64encode(imaging.edit_area_png(self.data))
+                else:
+                    value = imaging.b64encode(self.data, f"data:{self.mime};base64," if name == "data_url" else "")
                 self._encoded[name] = value
             return value
 
@@ -55,14 +58,14 @@ class InputImage:
 class ImageContext(Mapping[str, Any]):
     """What templates see of an input image; `b64` and `data_url` exist only once read."""
 
-    KEYS = ("bytes", "b64", "mime", "data_url", "width", "height", "format", "filename")
+    KEYS = ("bytes", "b64", "mime", "data_url", "width", "height", "format", "filename", "edit_area_b64")
 
     def __init__(self, image: InputImage) -> None:
         self._image = image
 
     def __getitem__(self, key: str) -> Any:
         i = self._image
-        if key in ("b64", "data_url"):
+        if key in ("b64", "data_url", "edit_area_b64"):
             return i.encoded(key)
         if key == "bytes":
             return i.data

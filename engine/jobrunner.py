@@ -229,6 +229,8 @@ class JobRunner:
         provider = route.provider
         op = route.operation("video")
         ctx = context.build(req, route, n)
+        if op.idempotent:   # the same key on every submission of this batch, across restarts and instances
+            ctx["idempotency_key"] = f"{job_id}-{index}"
         if saved is not None and op.job is not None:
             try:
                 return await self._finish_one(job_id, route, target, op, ctx, n, saved)
@@ -239,6 +241,8 @@ class JobRunner:
                     raise
                 log.warning("video job %s: the recorded upstream job is gone (%s); submitting again", job_id, err.code)
                 saved = None
+        elif saved is None and interrupted and op.idempotent:
+            log.warning("video job %s: resubmitting an interrupted submission under its idempotency key", job_id)
         elif saved is None and interrupted:
             raise errormap.make("submit_interrupted", f"The gateway stopped while submitting this job to {provider.name}; "
                                 "it may have been accepted (and billed) there, so it was not sent again.", retryable=False)

@@ -57,6 +57,17 @@ def inputs(spec: dict[str, Any], req: Canonical) -> Canonical:
             param = "input_reference" if req.operation == "video" else "image"
             raise invalid_request(f"The {param} image is {first.width}x{first.height}; model '{req.model_id}' needs it "
                                   f"to be exactly the output size, {req.shape.size}.", param, "invalid_image_size")
+    most = spec.get("max_with_mask")
+    if most is not None and req.mask is not None and len(req.images) > most:
+        raise invalid_request(f"With a mask, model '{req.model_id}' edits at most {most} input image(s); "
+                              f"{len(req.images)} were sent.", "image", "too_many_images")
+    formats = spec.get("formats")
+    if formats:   # refused, not re-encoded here: an image is never converted on the event loop
+        for i, image in enumerate(req.images):
+            if image.format not in formats:
+                param = "input_reference" if req.operation == "video" else "image"
+                raise invalid_request(f"Input image {i + 1} is {image.format}; model '{req.model_id}' takes "
+                                      f"{' or '.join(formats)} input images.", param, "invalid_image_format")
     return req
 
 

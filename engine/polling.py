@@ -40,7 +40,8 @@ def _step_url(step: UrlStep, job: JobSpec, submitted: Any, ctx: dict[str, Any], 
                                 retryable=False)
         return url
     assert step.path is not None
-    return upstream.url_for(target.base_url, str(step.path(ctx)))
+    base = target.endpoints[step.endpoint] if step.endpoint is not None else target.base_url
+    return upstream.url_for(base, str(step.path(ctx)))
 
 
 async def _call(transport: Transport, provider: Provider, target: Target, step: UrlStep, job: JobSpec, submitted: Any,
@@ -49,8 +50,9 @@ async def _call(transport: Transport, provider: Provider, target: Target, step: 
     result several steps away reads what the final poll named (a file id) from it."""
     jctx = {**ctx, "job": submitted, "last": submitted if last is None else last}
     body = step.json(jctx) if step.json is not None else None
+    sign_as = provider.endpoints[step.endpoint].sigv4 if step.endpoint is not None else None
     request = upstream.build(provider, target, jctx, step.method, _step_url(step, job, submitted, jctx, target),
-                             step.headers, step.query, body)
+                             step.headers, step.query, body, sign_as)
     if not step.binary:
         request.reply_skip = job.reply_skip
     return await transport.send(provider, request)

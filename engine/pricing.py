@@ -33,7 +33,10 @@ class Produced:
 def _matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     for key, want in when.items():
         have = facts.get(key)
-        if isinstance(want, list):
+        if isinstance(want, dict):   # a numeric range, both ends inclusive (`pixels: {max: 1048576}`)
+            if not isinstance(have, (int, float)) or have < want.get("min", -math.inf) or have > want.get("max", math.inf):
+                return False
+        elif isinstance(want, list):
             if have not in want:
                 return False
         elif have != want:
@@ -88,7 +91,13 @@ def price(pricing: Mapping[str, Any] | None, produced: Produced) -> dict[str, An
 def facts(shape: Mapping[str, Any], params: Mapping[str, Any], thinking: str | None, output_format: str | None) -> dict[str, Any]:
     return {**{k: v for k, v in params.items() if v is not None}, "resolution": shape.get("resolution"),
             "size": shape.get("size"), "aspect_ratio": shape.get("aspect_ratio"), "thinking": thinking,
-            "output_format": output_format}
+            "output_format": output_format, "pixels": _pixels(shape.get("size"))}
+
+
+def _pixels(size: Any) -> int | None:
+    """W x H of a `WxH` size: tiered prices (up to 1024x1024, up to 2048x2048) are ranges over it."""
+    w, _, h = str(size or "").partition("x")
+    return int(w) * int(h) if w.isdigit() and h.isdigit() else None
 
 
 class Charges:

@@ -41,6 +41,29 @@ class ErrorRule:
 
 
 @dataclass(frozen=True)
+class SigV4Spec:
+    """`auth.sigv4`: templates (context: `secrets`, `config`) rendered per call into `sigv4.Credentials`."""
+
+    access_key_id: Renderer
+    secret_access_key: Renderer
+    region: Renderer
+    service: Renderer
+    session_token: Renderer | None = None
+    content_sha256_header: bool = False
+    path_encoded_once: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """`endpoints.NAME`: another base URL of the same provider (its own sandbox path), and how calls to it
+    are signed when that differs (S3's `service: s3`)."""
+
+    base_url: str
+    sandbox_path: str | None
+    sigv4: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class UrlStep:
     url: ParsedResult | None          # absolute URL from the submit reply
     path: Renderer | None             # or a path under the base URL (context has `job`)
@@ -49,6 +72,7 @@ class UrlStep:
     headers: dict[str, Renderer]
     binary: bool = False               # the reply is the output file itself
     query: dict[str, Renderer] = field(default_factory=dict)  # query parameters (context has job and last)
+    endpoint: str | None = None        # `path` is under this named endpoint instead of the base URL
 
 
 @dataclass(frozen=True)
@@ -97,10 +121,16 @@ class Operation:
     multipart: bool = False                # `json` renders the fields of a multipart/form-data body
     takes_mask: bool = False               # the request sends the edit mask (declared with `mask: true`)
     idempotency_header: str | None = None  # the provider deduplicates requests carrying the same key here
+    idempotency_field: str | None = None   # ... or carrying it in this top-level field of the JSON body
     file_types: tuple[str, ...] | None = None  # `outputs.body: file`: the reply body is the file, of these types
     reply_view: bool = False               # paths read {body, headers, status} instead of the body (`view: reply`)
     metadata: dict[str, ParsedResult] = field(default_factory=dict)  # reply fields surfaced as metadata.upstream
     reply_skip: frozenset[str] = frozenset()  # top-level members of its JSON replies dropped unread (`reply_skip`)
+
+    @property
+    def idempotent(self) -> bool:
+        """The provider deduplicates by a client key (a header or a body field): a retry under it is safe."""
+        return self.idempotency_header is not None or self.idempotency_field is not None
 
 
 @dataclass
@@ -122,6 +152,8 @@ class Provider:
     config: dict[str, str] = field(default_factory=dict)
     output_hosts: tuple[str, ...] = ()
     token: dict[str, Renderer] | None = None      # an OAuth2 JWT-bearer grant that yields secrets.token
+    sigv4: SigV4Spec | None = None                # every call signed with AWS Signature Version 4 when sent
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)   # other hosts its steps call (an S3 store)
     spec: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def wants_sandbox(self, env: Mapping[str, str]) -> bool:
@@ -191,6 +223,9 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
         return host_list(value, path, config, env)
 
     operations = {name: _compile_operation(op, f"$.operations.{name}", hosts) for name, op in spec["operations"].items()}
+    sigv4 = _compile_sigv4(auth["sigv4"]) if "sigv4" in auth else None
+    endpoints = {name: _compile_endpoint(e, f"$.endpoints.{name}", config, env) for name, e in spec.get("endpoints", {}).items()}
+    _check_signed(spec, sigv4, endpoints)
     errors = tuple(_compile_rule(rule, f"$.errors[{i}]") for i, rule in enumerate(spec.get("errors", [])))
     sandbox = spec.get("sandbox")
     return Provider(
@@ -205,8 +240,47 @@ def compile_provider(spec: dict[str, Any], file: str, env: Mapping[str, str] | N
         operations=operations, errors=errors, config=config, output_hosts=hosts(spec.get("output_hosts", []), "$.output_hosts"),
         token={k: compile_value(v, f"$.token.{k}") for k, v in spec["token"].items() if k != "claims"}
         | {"claims": compile_value(spec["token"]["claims"], "$.token.claims")} if "token" in spec else None,
+        sigv4=sigv4, endpoints=endpoints,
         spec=spec,
     )
+
+
+def _compile_sigv4(spec: dict[str, Any]) -> SigV4Spec:
+    def t(key: str) -> Renderer:
+        return compile_value(spec[key], f"$.auth.sigv4.{key}")
+    return SigV4Spec(access_key_id=t("access_key_id"), secret_access_key=t("secret_access_key"), region=t("region"),
+                     service=t("service"), session_token=t("session_token") if "session_token" in spec else None,
+                     content_sha256_header=bool(spec.get("content_sha256_header", False)),
+                     path_encoded_once=bool(spec.get("path_encoded_once", False)))
+
+
+def _compile_endpoint(spec: dict[str, Any], path: str, config: Mapping[str, str], env: Mapping[str, str]) -> Endpoint:
+    base = spec["base_url"]
+    url = base if isinstance(base, str) else (env.get(base.get("env", ""), "") or base["default"])
+    if "{{" in url:
+        try:
+            url = str(compile_value(url, f"{path}.base_url")({"config": config}))
+        except TemplateError as exc:
+            raise ProviderSpecError(f"{path}.base_url", f"does not render against config: {exc}") from None
+    return Endpoint(base_url=url.rstrip("/"), sandbox_path=spec.get("sandbox_path"), sigv4=dict(spec.get("sigv4", {})))
+
+
+def _check_signed(spec: Mapping[str, Any], sigv4: SigV4Spec | None, endpoints: Mapping[str, Endpoint]) -> None:
+    """A SigV4 signature hashes the body as sent: a multipart body (its boundary chosen by the transport) is
+    refused here rather than signed wrongly. Steps may only name declared endpoints."""
+    for name, op in spec["operations"].items():
+        if sigv4 is not None and "multipart" in op["request"]:
+            raise ProviderSpecError(f"$.operations.{name}.request.multipart", "auth.sigv4 signs the body's SHA-256: "
+                                    "a multipart body is not supported on a SigV4 provider; send json")
+        for step in ("poll", "result", "cancel"):
+            ref = op.get("async", {}).get(step, {}).get("endpoint")
+            if ref is not None and ref not in endpoints:
+                raise ProviderSpecError(f"$.operations.{name}.async.{step}.endpoint", f"no endpoint {ref!r} under endpoints")
+            if ref is not None and "path" not in op["async"][step]:
+                raise ProviderSpecError(f"$.operations.{name}.async.{step}.endpoint", "an endpoint step takes a path")
+    for name, e in endpoints.items():
+        if e.sigv4 and sigv4 is None:
+            raise ProviderSpecError(f"$.endpoints.{name}.sigv4", "overrides auth.sigv4, which this provider does not declare")
 
 
 def _split(text: str) -> list[str]:
@@ -279,7 +353,8 @@ def _compile_operation(op: dict[str, Any], path: str, hosts: Any) -> Operation:
         on_empty=op.get("on_empty"),
         job=(_compile_job(op["async"], f"{path}.async", reply_view, hosts, reply_skip) if "async" in op else None),
         takes_mask=bool(op.get("mask", False)),
-        idempotency_header=op["idempotency"]["header"] if "idempotency" in op else None,
+        idempotency_header=op.get("idempotency", {}).get("header"),
+        idempotency_field=op.get("idempotency", {}).get("field"),
         file_types=file_types, reply_view=reply_view,
         metadata={k: compile_path(v, f"{path}.outputs.metadata.{k}") for k, v in outputs.get("metadata", {}).items()},
         reply_skip=reply_skip,
@@ -312,6 +387,7 @@ def _compile_step(step: dict[str, Any], path: str) -> UrlStep:
         headers={k: compile_value(v, f"{path}.headers.{k}") for k, v in step.get("headers", {}).items()},
         binary=bool(step.get("binary", False)),
         query={k: compile_value(v, f"{path}.query.{k}") for k, v in step.get("query", {}).items()},
+        endpoint=step.get("endpoint"),
     )
 
 

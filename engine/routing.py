@@ -62,7 +62,7 @@ def may_fall_back(err: UpstreamError, model: Model, taken: bool | None = None) -
 
 
 def idempotent_retries(route: Route, operation: str) -> int:
-    return IDEMPOTENT_RETRIES if route.operation(operation).idempotency_header else 0
+    return IDEMPOTENT_RETRIES if route.operation(operation).idempotent else 0
 
 
 def attempt(route: Route, operation: str, started: float, error: UpstreamError | None = None,

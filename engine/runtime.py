@@ -52,10 +52,11 @@ class Runtime:
         if force_sandbox or self.sandboxed(provider):
             if self.sandbox_url is None or provider.sandbox_path is None:
                 return None
-            return Target(self.sandbox_url + provider.sandbox_path, {k: SANDBOX_SECRET for k in provider.secrets}, True)
+            return Target(self.sandbox_url + provider.sandbox_path, {k: SANDBOX_SECRET for k in provider.secrets}, True,
+                          {n: self.sandbox_url + (e.sandbox_path or provider.sandbox_path) for n, e in provider.endpoints.items()})
         if provider.missing_secrets:
             return None
-        return Target(provider.base_url, dict(provider.secrets), False)
+        return Target(provider.base_url, dict(provider.secrets), False, {n: e.base_url for n, e in provider.endpoints.items()})
 
     async def authorize(self, provider: Provider, target: Target) -> Target:
         """Add `secrets.token` from the provider's token grant, unless sandboxed or a static token is set."""
@@ -65,7 +66,7 @@ class Runtime:
         if unless and target.secrets.get(unless):
             return target
         token = await self.tokens.token(provider, target.secrets, self.transport.session(provider))
-        return Target(target.base_url, {**target.secrets, "token": token}, target.sandbox)
+        return Target(target.base_url, {**target.secrets, "token": token}, target.sandbox, target.endpoints)
 
 
 def sandboxed(settings: Settings, provider: Provider) -> bool:

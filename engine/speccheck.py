@@ -14,6 +14,7 @@ Template contexts (names a template may use):
 | `operations.chat.request.*` | route, values, model, extra, stream, config |
 | `async.poll/result/cancel` `path`, `query`, `json`, `headers` | the operation's context, job (the submit reply) and last (the latest job reply) |
 | `auth.headers`, `auth.query` | the operation's context, job, secrets |
+| `auth.sigv4.*`, `endpoints.*.base_url` | secrets and config (sigv4), config (endpoints) |
 | `blocked_when[].message` | body (the reply), match (what `when` found) |
 | `token.*` | account (the parsed credentials), config |
 
@@ -162,6 +163,12 @@ def provider(spec: dict[str, Any]) -> list[Problem]:
     every = request_names() | chat_names() | {"job", "last", "secrets"}
     for part in ("headers", "query"):
         out += template((spec.get("auth") or {}).get(part, {}), f"$.auth.{part}", every)
+    for key, value in ((spec.get("auth") or {}).get("sigv4") or {}).items():
+        if isinstance(value, str):   # rendered for every call, a media download too: no request context
+            out += template(value, f"$.auth.sigv4.{key}", frozenset({"secrets", "config"}))
+    for name, e in (spec.get("endpoints") or {}).items():
+        if isinstance(e, dict) and isinstance(e.get("base_url"), str):
+            out += template(e["base_url"], f"$.endpoints.{name}.base_url", frozenset({"config"}))
     for i, rule in enumerate(spec.get("errors", [])):
         out += _rule(rule, f"$.errors[{i}]", ("when", "message", "param"))
         for j, ra in enumerate(rule.get("retry_after", [])):

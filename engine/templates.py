@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import urllib.parse
+
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -25,10 +27,17 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _urlquote(value: Any) -> str:
+    """Every character but A-Z a-z 0-9 - _ . ~ percent-encoded, `/` and `:` included: one path segment made
+    of an identifier that contains them (an AWS ARN). Jinja2's `urlencode` keeps `/`."""
+    return urllib.parse.quote(str(value), safe="-_.~")
+
+
 def _make_env() -> jinja2.Environment:
     env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                         keep_trailing_newline=True)
     env.filters["tojson"] = _tojson
+    env.filters["urlquote"] = _urlquote
     return env
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import hashlib
 import io
+import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from mediagate import errormap, jsonbody, replyskip, reqctx
+from mediagate import errormap, jsonbody, replyskip, reqctx, sigv4
 from mediagate.errors import UpstreamError
 from mediagate.provider import Operation, Provider
 
@@ -40,6 +42,7 @@ class Target:
     base_url: str
     secrets: dict[str, str | None]
     sandbox: bool
+    endpoints: dict[str, str] = field(default_factory=dict)   # the provider's other named base URLs, resolved
 
 
 @dataclass
@@ -52,10 +55,14 @@ class UpstreamRequest:
     secret_headers: frozenset[str] = field(default_factory=frozenset)
     multipart: bool = False
     reply_skip: frozenset[str] = frozenset()   # top-level members of the JSON reply dropped unread (replyskip)
+    signer: sigv4.Credentials | None = None   # signed with SigV4 when sent, over the bytes sent
 
     def redacted(self) -> dict[str, Any]:
         """The request as an operator may see it: auth header values masked, file parts summarized."""
         headers = {k: (REDACTED if k in self.secret_headers else v) for k, v in self.headers.items()}
+        if self.signer is not None:
+            headers["Authorization"] = (f"{REDACTED} (AWS SigV4, service {self.signer.service}, region "
+                                        f"{self.signer.region}; signed when sent)")
         body = _summarize(self.json)
         return {"method": self.method, "url": self.url, "query": dict(self.query), "headers": headers,
                 "multipart" if self.multipart else "json": body}
@@ -131,6 +138,15 @@ class JsonPayload(aiohttp.payload.Payload):
     def __init__(self, pieces: list[bytes | str], size: int) -> None:
         super().__init__(pieces, content_type="application/json")
         self._pieces, self._size = pieces, size
+
+    async def sha256(self) -> str:
+        """The hex SHA-256 of the bytes `write` sends (off the loop when there are big strings to encode)."""
+        def digest() -> str:
+            h = hashlib.sha256()
+            for chunk in jsonbody.iter_bytes(self._pieces):
+                h.update(chunk)
+            return h.hexdigest()
+        return digest() if len(self._pieces) == 1 else await jsonbody.off_loop(digest)
 
     @classmethod
     async def of(cls, value: Any) -> "JsonPayload":
@@ -214,18 +230,61 @@ def _strings(renderers: dict[str, Any], ctx: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in ((k, r(ctx)) for k, r in renderers.items()) if v is not None and v != ""}
 
 
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
 def url_for(base_url: str, path: str) -> str:
-    return base_url + "/".join(quote(part, safe=":@$,;=+!*'()~.-_") for part in path.split("/"))
+    """The base URL and a rendered path, each segment URL-encoded; a valid `%XX` escape (a template's own
+    `| urlquote`) is kept as written, so an encoded `/` stays inside its segment."""
+    return base_url + "/".join("".join(p if _ESCAPE.fullmatch(p) else quote(p, safe=":@$,;=+!*'()~.-_")
+                                       for p in _ESCAPE.split(part)) for part in path.split("/"))
 
 
 def build(provider: Provider, target: Target, ctx: dict[str, Any], method: str, url: str,
-          headers: dict[str, Any], query: dict[str, Any], body: Any) -> UpstreamRequest:
-    """A request to `url` carrying the provider's auth (headers and query) for this target."""
+          headers: dict[str, Any], query: dict[str, Any], body: Any,
+          sign_as: Mapping[str, Any] | None = None) -> UpstreamRequest:
+    """A request to `url` carrying the provider's auth (headers and query) for this target; `sign_as`
+    overrides the SigV4 scope (an endpoint's `sigv4`, e.g. S3's service)."""
     secret_ctx = {**ctx, "secrets": target.secrets, "config": provider.config}
     auth_headers = _strings(provider.auth_headers, secret_ctx)
     all_headers = {**_strings(headers, ctx), **auth_headers}
     all_query = {**_strings(query, ctx), **_strings(provider.auth_query, secret_ctx)}
-    return UpstreamRequest(method, url, all_headers, all_query, body, frozenset(auth_headers))
+    request = UpstreamRequest(method, url, all_headers, all_query, body, frozenset(auth_headers))
+    if provider.sigv4 is not None:
+        creds = credentials(provider, secret_ctx, sign_as or {})
+        if creds.access_key_id:   # no key id configured: the provider's other auth (a bearer key) stands alone
+            request.signer = creds
+    return request
+
+
+def credentials(provider: Provider, secret_ctx: dict[str, Any], sign_as: Mapping[str, Any]) -> sigv4.Credentials:
+    spec = provider.sigv4
+    assert spec is not None
+    def text(r: Any) -> str:
+        value = r(secret_ctx) if r is not None else None
+        return "" if value is None else str(value)
+    return sigv4.Credentials(
+        access_key_id=text(spec.access_key_id), secret_access_key=text(spec.secret_access_key),
+        region=str(sign_as.get("region") or text(spec.region)), service=str(sign_as.get("service") or text(spec.service)),
+        session_token=text(spec.session_token) or None,
+        content_sha256_header=bool(sign_as.get("content_sha256_header", spec.content_sha256_header)),
+        path_encoded_once=bool(sign_as.get("path_encoded_once", spec.path_encoded_once)))
+
+
+async def prepared(req: UpstreamRequest) -> tuple[str | URL, dict[str, str], dict[str, str] | None, dict[str, Any]]:
+    """(url, headers, query, body kwargs) to hand aiohttp. A SigV4 request is signed here, over the body
+    bytes about to be written, and its URL is passed already encoded so that what is signed is what is sent."""
+    body = await body_of(req)
+    if req.signer is None:
+        return req.url, req.headers, req.query or None, body
+    payload = body.get("data")
+    digest = await payload.sha256() if isinstance(payload, JsonPayload) else sigv4.EMPTY_SHA256
+    url = str(URL(req.url).update_query(req.query)) if req.query else req.url
+    headers = dict(req.headers)
+    if isinstance(payload, JsonPayload) and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"   # what aiohttp would add, set first so it is signed
+    signed = sigv4.sign(req.method, url, headers, digest, req.signer)
+    return URL(signed.url, encoded=True), {**headers, **signed.headers}, None, body
 
 
 def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Target) -> UpstreamRequest:
@@ -239,6 +298,8 @@ def render(provider: Provider, op: Operation, ctx: dict[str, Any], target: Targe
     request.reply_skip = op.reply_skip
     if op.idempotency_header and ctx.get("idempotency_key"):
         request.headers[op.idempotency_header] = ctx["idempotency_key"]
+    if op.idempotency_field and ctx.get("idempotency_key") and isinstance(body, dict):
+        request.json = {**body, op.idempotency_field: ctx["idempotency_key"]}
     return request
 
 
@@ -249,8 +310,8 @@ async def render_async(provider: Provider, op: Operation, ctx: dict[str, Any], t
     """`render`, off the loop when the inputs are big: templates read `b64` / `data_url` synchronously and
     those are made on first read, so rendering in a thread makes exactly the encodings this route uses."""
     heavy = sum(len(i["bytes"]) for i in (ctx.get("images") or ()))
-    if ctx.get("mask") is not None:
-        heavy += len(ctx["mask"]["bytes"])
+    if ctx.get("mask") is not None:   # a mask may be read as `edit_area_b64`, a pixel conversion: never on the loop
+        heavy += INLINE_RENDER_BYTES + len(ctx["mask"]["bytes"])
     if heavy <= INLINE_RENDER_BYTES:
         return render(provider, op, ctx, target)
     return await jsonbody.off_loop(render, provider, op, ctx, target)
@@ -340,10 +401,10 @@ class Transport:
         written = Written() if written is None else written
         timeout = aiohttp.ClientTimeout(total=provider.timeout_s)
         try:
-            body = await body_of(req)
+            url, headers, query, body = await prepared(req)
             with reqctx.upstream_wait():
                 async with self.session(provider).request(
-                        req.method, req.url, headers=req.headers, params=req.query or None, timeout=timeout,
+                        req.method, url, headers=headers, params=query, timeout=timeout,
                         trace_request_ctx=written, **body) as resp:
                     return await read_reply(resp, req.reply_skip)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
@@ -356,10 +417,11 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=provider.timeout_s)
         written = Written()
         try:
+            url, headers, query, body = await prepared(req)
             with reqctx.upstream_wait():   # the whole relay: its pace is the provider's
-                async with self.session(provider).request(req.method, req.url, headers=req.headers, params=req.query or None,
+                async with self.session(provider).request(req.method, url, headers=headers, params=query,
                                                           timeout=timeout, trace_request_ctx=written,
-                                                          **await body_of(req)) as resp:
+                                                          **body) as resp:
                     yield resp
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(provider, exc, "stopped answering", written) from None
@@ -375,12 +437,13 @@ class Transport:
         try:
             for _ in range(MAX_FETCH_REDIRECTS + 1):
                 headers: dict[str, str] = {}
+                send_url: str | URL = url
                 if urlsplit(url).netloc == urlsplit(target.base_url).netloc:  # credentials only to the provider itself
                     request = build(provider, target, {}, "GET", url, {}, {}, None)
-                    headers = request.headers
-                    url = str(URL(url).update_query(request.query)) if request.query else url
+                    send_url, headers, query, _ = await prepared(request)
+                    send_url = URL(str(send_url)).update_query(query) if query else send_url
                 with reqctx.upstream_wait():
-                    async with self.session(provider).get(url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
+                    async with self.session(provider).get(send_url, headers=headers, timeout=timeout, allow_redirects=False) as resp:
                         if resp.status in (301, 302, 303, 307, 308) and "location" in resp.headers:
                             url = str(URL(url).join(URL(resp.headers["location"])))
                             if not output_url_allowed(provider, target, url):

@@ -6,7 +6,8 @@ Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (fil
 ``/gemini/v1/...``), fal under ``/fal/queue/...`` and ``/fal/run/...`` (files under
 ``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
 Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
-``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, control under
+``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, Amazon
+Bedrock under ``/bedrock/...`` (its S3 output bucket under ``/bedrock-s3/...``), control under
 ``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.
@@ -22,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
 from . import byteplus, minimax, runway  # Runway, MiniMax, BytePlus ModelArk
 from . import azure_openai, recraft, xai
+from . import a1111, bedrock, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -44,6 +45,7 @@ _PROTOCOL_PREFIXES = (
     ("/azure/", "azure"),
     ("/xai/v1/", "xai"),
     ("/recraft/v1/", "recraft"),
+    ("/bedrock/", "bedrock"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -129,5 +131,6 @@ def build_app(
     azure_openai.add_routes(app)
     xai.add_routes(app)
     recraft.add_routes(app)
+    bedrock.add_routes(app)   # Amazon Bedrock runtime under /bedrock/..., its S3 output bucket under /bedrock-s3/...
     control.add_routes(app)
     return app

@@ -53,6 +53,7 @@ PROTOCOL_KINDS: dict[str, frozenset[str]] = {
     "azure": COMMON_KINDS,
     "xai": COMMON_KINDS | VIDEO_KINDS,
     "recraft": COMMON_KINDS,
+    "bedrock": COMMON_KINDS | {"fail"},
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
 PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)

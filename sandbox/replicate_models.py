@@ -103,6 +103,9 @@ MODELS: dict[str, ReplicateModel] = {
     "bytedance/seedream-4.5": ReplicateModel("seedream", "list", default_format="jpg", formats=("jpg",),
                                              max_outputs=15),
     "qwen/qwen-image": ReplicateModel("qwen", "list"),
+    # replicate.com/stability-ai/stable-diffusion-3.5-large/api: aspect_ratio (the FLUX set of 11), output a list,
+    # one image per prediction; ~1 MP frames per ratio like FLUX's (UNVERIFIED)
+    "stability-ai/stable-diffusion-3.5-large": ReplicateModel("flux", "list", max_outputs=1),
 }
 GENERIC = ReplicateModel("flux", "list")
 

@@ -1,4 +1,5 @@
-"""Stability AI's REST v2beta Stable Image generate API: ``POST /stability/v2beta/stable-image/generate/core``.
+"""Stability AI's REST v2beta Stable Image generate API: ``POST /stability/v2beta/stable-image/generate/core``
+(and ``/ultra``, ``/sd3`` with ``model``, which take the same form).
 
 Shapes from Stability's API reference (platform.stability.ai/docs/api-reference, "Generate" - Stable Image
 Core): a multipart/form-data body (``prompt`` required; ``aspect_ratio`` 16:9 1:1 21:9 2:3 3:2 4:5 5:4 9:16
@@ -85,3 +86,6 @@ async def generate_core(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/core", generate_core)
+    # Ultra and SD3.x take the same form (sd3 adds `model`: sd3.5-large, sd3.5-large-turbo, sd3.5-medium, ...)
+    app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/ultra", generate_core)
+    app.router.add_post(f"{PREFIX}/v2beta/stable-image/generate/sd3", generate_core)

@@ -308,6 +308,32 @@ def test_a_gateway_killed_mid_submit_never_sends_the_job_twice(sim: SimulatorThr
         gw.stop()
 
 
+
+def test_an_idempotent_submit_interrupted_by_a_kill_is_sent_again_under_its_key(sim: SimulatorThread, tmp_path: Path) -> None:
+    """The same kill against Bedrock's StartAsyncInvoke, which deduplicates by clientRequestToken: the restarted
+    gateway sends the submission again under the same token, the provider answers with the one invocation it
+    made, and the job completes — one upstream job, never two."""
+    sim.reset()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAGATE_", "AWS_")) and not k.endswith("_API_KEY")}
+    env.update(MEDIAGATE_SANDBOX="on", MEDIAGATE_STATE_DIR=str(tmp_path / "state"), MEDIAGATE_RELOAD_SECONDS="0",
+               MEDIAGATE_JOB_LEASE_SECONDS="3", PYTHONUNBUFFERED="1")
+    gw = Instance("solo", env, sim.base_url, tmp_path).start()
+    submit = "/bedrock/async-invoke"
+    try:
+        video = httpx.post(gw.base + "/v1/videos", json={"model": "nova-reel", "prompt": "x [sim:latency=3000] [sim:job=300]"},
+                           timeout=10).json()
+        wait_for(lambda: sim.post_counts().get(submit, 0) == 1, 5, "the submit reaching the provider")
+        gw.kill()
+        gw.start()
+        done = wait_for(lambda: (s := status(gw, video["id"]))["status"] in ("completed", "failed") and s, 30, "an outcome")
+        assert done["status"] == "completed", done
+        posts = [q for q in sim.requests("bedrock") if q["method"] == "POST" and q["path"] == submit]
+        assert len(posts) == 2 and posts[0]["json"]["clientRequestToken"] == posts[1]["json"]["clientRequestToken"]
+        arns = {q["path"] for q in sim.requests("bedrock") if q["method"] == "GET"}
+        assert len(arns) == 1, arns    # one invocation polled: the provider made the video once
+    finally:
+        gw.stop()
+
 def test_workers_on_the_embedded_stores_run_each_job_once(sim: SimulatorThread, tmp_path: Path) -> None:
     """`serve --workers 2` on SQLite: 40 concurrent video jobs, each submitted once and run (polled) by one
     runner only, although both processes' schedulers scan for the same jobs."""
