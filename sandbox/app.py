@@ -6,7 +6,8 @@ Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (fil
 ``/gemini/v1/...``), fal under ``/fal/queue/...`` and ``/fal/run/...`` (files under
 ``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
 Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
-``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, control under
+``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, Together AI under ``/together/...``, Hugging Face under
+``/huggingface/...``, Luma under ``/luma/...``, Model Studio (DashScope) under ``/dashscope/...``, control under
 ``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from . import a1111, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
+from . import dashscope, huggingface, luma, together
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -36,6 +38,10 @@ _PROTOCOL_PREFIXES = (
     ("/a1111/", "a1111"),
     ("/stability/", "stability"),
     ("/openrouter/", "openrouter"),
+    ("/together/v1/", "together"),
+    ("/huggingface/", "huggingface"),
+    ("/luma/dream-machine/", "luma"),
+    ("/dashscope/api/", "dashscope"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -115,5 +121,7 @@ def build_app(
     vertex.add_routes(app)
     a1111.add_routes(app)
     stability.add_routes(app)
+    for provider in (together, huggingface, luma, dashscope):
+        provider.add_routes(app)
     control.add_routes(app)
     return app

@@ -47,6 +47,10 @@ PROTOCOL_KINDS: dict[str, frozenset[str]] = {
     "openrouter": CHAT_KINDS,
     "a1111": frozenset({"422", "500", "malformed", "drop"}),
     "stability": frozenset({"429", "500", "safety", "prompt-blocked", "malformed", "drop"}),
+    "together": COMMON_KINDS,
+    "huggingface": COMMON_KINDS - {"noimage"},
+    "luma": COMMON_KINDS | {"fail"},
+    "dashscope": COMMON_KINDS | {"fail"},
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
 PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)
