@@ -136,7 +136,7 @@ def test_withheld_dashscope_images_are_a_content_policy_error(gateway: GatewayTh
     assert err.value.code == "content_policy_violation"
 
 
-def test_hf_loading_503_falls_back_to_fal_with_its_retry_hint_recorded(gateway: GatewayThread,
+def test_a_rate_limited_hf_route_falls_back_to_fal(gateway: GatewayThread,
                                                                        sim_clean: SimulatorThread) -> None:
     sim_clean.inject("429", protocol="huggingface")   # not taken: the next route may run
     r = httpx.post(gateway.base_url + "/v1/images/generations", timeout=60,
