@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from . import faults, jobs, render, video
+from .fal_video import image_dimensions
 from .jobs import Job
 from .state import JSON_BODY, LOG_ENTRY, get_state
 
@@ -69,6 +70,10 @@ VIDEO_MODELS: dict[str, tuple[dict[str, tuple[Size, ...]], tuple[int, ...], Size
     "wan2.5-t2v-preview": ({"480P": SIZES_480P, "720P": SIZES_720P, "1080P": SIZES_1080P}, (5, 10), (1920, 1080)),
     "wan2.2-t2v-plus": ({"480P": SIZES_480P, "1080P": SIZES_1080P}, (5,), (1920, 1080)),
     "wanx2.1-t2v-turbo": ({"480P": SIZES_480P, "720P": SIZES_720P[:3]}, (5,), (1280, 720)),
+}
+# image-to-video models: the frame follows the input image (img_url) at a resolution tier, no size
+I2V_MODELS: dict[str, tuple[dict[str, tuple[Size, ...]], tuple[int, ...], str]] = {
+    "wan2.5-i2v-preview": ({"480P": SIZES_480P, "720P": SIZES_720P, "1080P": SIZES_1080P}, (5, 10), "1080P"),
 }
 
 
@@ -120,6 +125,26 @@ def _image_plan(model: str, inputs: dict[str, Any], params: dict[str, Any]) -> d
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= spec.max_n:
         return _invalid(f"parameters.n must be an integer between 1 and {spec.max_n}")
     return {"kind": "image", "width": w, "height": h, "count": n}
+
+
+def _i2v_plan(model: str, inputs: dict[str, Any], params: dict[str, Any], lookup: Any) -> dict[str, Any] | web.Response:
+    tiers, durations, default_tier = I2V_MODELS[model]
+    img = inputs.get("img_url")
+    if not isinstance(img, str) or not img:
+        return _invalid("input.img_url is required for image-to-video")
+    if "size" in params:
+        return _invalid("parameters.size is not supported by image-to-video models; use resolution")
+    tier = params.get("resolution", default_tier)
+    if tier not in tiers:
+        return _invalid(f"parameters.resolution must be one of {', '.join(tiers)}")
+    seconds = params.get("duration", durations[0])
+    if isinstance(seconds, bool) or seconds not in durations:
+        return _invalid(f"parameters.duration must be one of {', '.join(str(d) for d in durations)}")
+    source = image_dimensions(img, lookup)
+    if source is None:
+        return _invalid("input.img_url could not be read as an image")
+    width, height = min(tiers[tier], key=lambda wh: abs(wh[0] / wh[1] - source[0] / source[1]))
+    return {"kind": "video", "width": width, "height": height, "seconds": seconds, "count": 1}
 
 
 def _video_plan(model: str, inputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | web.Response:
@@ -223,13 +248,19 @@ async def _submit(request: web.Request, kind: str) -> web.Response:
         return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
     if fault == "prompt-blocked":
         return _error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
-    models = IMAGE_MODELS if kind == "image" else VIDEO_MODELS
+    models = IMAGE_MODELS if kind == "image" else {**VIDEO_MODELS, **I2V_MODELS}
     model = body.get("model")
     if model not in models:
         return _invalid("Model not exist.")
     if not prompt.strip() or len(prompt) > MAX_PROMPT_CHARS:
         return _invalid(f"input.prompt must be 1 to {MAX_PROMPT_CHARS} characters")
-    plan = (_image_plan if kind == "image" else _video_plan)(str(model), inputs, params)
+    if kind == "video" and "img_url" in inputs and model not in I2V_MODELS:
+        return _invalid(f"input.img_url is not supported by {model}; use an image-to-video model")
+    if model in I2V_MODELS:
+        files = state.files
+        plan = _i2v_plan(str(model), inputs, params, lambda name: (files.get(name) or (None, ""))[0])
+    else:
+        plan = (_image_plan if kind == "image" else _video_plan)(str(model), inputs, params)
     if isinstance(plan, web.Response):
         return plan
     job = Job(id=str(uuid.uuid4()), protocol="dashscope", model=str(model), prompt=prompt,

@@ -85,6 +85,16 @@ def _plan(body: dict[str, Any], kind: str) -> dict[str, Any] | web.Response:
             return _invalid("format", "format must be one of jpg, png")
         width, height = PHOTON_SIZES[ratio]
         return {"prompt": prompt, "model": model, "width": width, "height": height, "fmt": render.normalize_format(fmt)}
+    keyframes = body.get("keyframes")
+    if keyframes is not None:
+        frames = keyframes if isinstance(keyframes, dict) else {"": None}
+        for name, frame in frames.items():
+            ok = name in ("frame0", "frame1") and isinstance(frame, dict) and (
+                (frame.get("type") == "image" and isinstance(frame.get("url"), str) and frame["url"])
+                or (frame.get("type") == "generation" and isinstance(frame.get("id"), str)))
+            if not ok:
+                return _invalid("keyframes", "keyframes takes frame0 / frame1, each {type: image, url} or "
+                                "{type: generation, id}")
     resolution = body.get("resolution", "720p")
     duration = body.get("duration", "5s")
     if resolution not in RAY_HEIGHTS:

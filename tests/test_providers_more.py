@@ -208,3 +208,34 @@ def test_an_unknown_provider_prefix_names_the_model(gateway: GatewayThread) -> N
     r = httpx.post(gateway.base_url + "/v1/images/generations", json={"model": "luma/flux.1-schnell", "prompt": "x"},
                    timeout=60)
     assert r.status_code in (400, 404) and r.json()["error"]["param"] == "model"
+
+
+def test_an_input_reference_is_luma_keyframe_0(gateway: GatewayThread,
+                                                                     sim_clean: SimulatorThread) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (960, 540), (20, 90, 160)).save(buf, "PNG")
+    c = client(gateway)
+    video = c.videos.create(model="ray-flash-2", prompt="the scene comes alive [sim:job=100]", size="960x540",  # type: ignore[arg-type]
+                            input_reference=("first.png", buf.getvalue(), "image/png"))
+    assert wait(c, video.id).status == "completed"
+    submit = [q for q in sim_clean.requests("luma") if q["method"] == "POST"][0]["json"]
+    assert submit["keyframes"]["frame0"]["type"] == "image"
+    assert submit["keyframes"]["frame0"]["url"].startswith("data:image/png;base64,")
+    plain = c.videos.create(model="ray-flash-2", prompt="no reference [sim:job=100]", size="960x540")  # type: ignore[arg-type]
+    assert wait(c, plain.id).status == "completed"
+    assert "keyframes" not in [q for q in sim_clean.requests("luma") if q["method"] == "POST"][1]["json"]
+
+
+def test_an_input_reference_goes_to_the_dashscope_image_to_video_model(gateway: GatewayThread,
+                                                                       sim_clean: SimulatorThread) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (720, 1280), (20, 90, 160)).save(buf, "PNG")
+    c = client(gateway)
+    video = c.videos.create(model="dashscope/wan-2.5", prompt="it starts to rain [sim:job=100]", size="720x1280",  # type: ignore[arg-type]
+                            seconds="5", input_reference=("first.png", buf.getvalue(), "image/png"))
+    done = wait(c, video.id)
+    assert done.status == "completed", done.error
+    assert probe(c.videos.download_content(video.id).read())[:2] == (720, 1280)
+    submit = [q for q in sim_clean.requests("dashscope") if q["method"] == "POST"][0]["json"]
+    assert submit["model"] == "wan2.5-i2v-preview" and submit["input"]["img_url"].startswith("data:image/png;base64,")
+    assert submit["parameters"] == {"resolution": "720P", "duration": 5}

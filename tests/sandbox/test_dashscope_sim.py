@@ -89,3 +89,15 @@ def test_faults(sim: SimulatorThread, ds: None) -> None:
     assert withheld.output.task_metrics == {"TOTAL": 1, "SUCCEEDED": 0, "FAILED": 1}
     bad = ImageSynthesis.async_call(api_key="bad-key", model="wan2.2-t2i-flash", prompt="x")
     assert bad.status_code == 401 and bad.code == "InvalidApiKey"
+
+
+def test_image_to_video_follows_the_image_at_the_tier(ds: None, util: SimpleNamespace) -> None:
+    data_url = "data:image/png;base64," + __import__("base64").b64encode(util.png_bytes(600, 800)).decode()
+    rsp = VideoSynthesis.call(api_key=KEY, model="wan2.5-i2v-preview", prompt="it moves [sim:job=20]", img_url=data_url,
+                              resolution="480P", duration=5)
+    assert rsp.status_code == HTTPStatus.OK and rsp.output.task_status == "SUCCEEDED"
+    with av.open(io.BytesIO(httpx.get(rsp.output.video_url, timeout=60).content)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (480, 832)   # 3:4 is nearest 9:16 at 480P
+    t2v = VideoSynthesis.async_call(api_key=KEY, model="wan2.2-t2v-plus", prompt="x", img_url=data_url)
+    assert t2v.status_code == 400 and "image-to-video" in t2v.message
