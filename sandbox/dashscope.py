@@ -331,3 +331,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{API}/tasks/{{task_id}}", get_task)
     app.router.add_post(f"{API}/tasks/{{task_id}}/cancel", cancel_task)
     app.router.add_get(f"{PREFIX}/files/{{name}}", serve_file)
+
+
+def accepts_image_size(model: str, width: int, height: int) -> bool:
+    """Whether this simulator's ``model`` takes ``width*height`` (for agreement tests with the model files)."""
+    return not isinstance(_image_plan(model, {}, {"size": f"{width}*{height}", "n": 1}), web.Response)
