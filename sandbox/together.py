@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import faults, render
+from .fal_video import image_dimensions
 from .state import JSON_BODY, get_state
 
 PREFIX = "/together"
@@ -36,7 +37,11 @@ MODELS: dict[str, tuple[int, int]] = {
     "black-forest-labs/FLUX.1-krea-dev": (50, 28),
     "black-forest-labs/FLUX.1.1-pro": (50, 28),
     "stabilityai/stable-diffusion-xl-base-1.0": (50, 30),
+    "black-forest-labs/FLUX.1-kontext-pro": (50, 28),
+    "black-forest-labs/FLUX.1-kontext-dev": (50, 28),
 }
+# models that take an input image (image_url); UNVERIFIED: data: URLs upstream
+IMAGE_INPUT_MODELS = frozenset({"black-forest-labs/FLUX.1-kontext-pro", "black-forest-labs/FLUX.1-kontext-dev"})
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
@@ -101,6 +106,12 @@ async def generate(request: web.Request) -> web.Response:
     fmt = body.get("output_format", "jpeg") or "jpeg"
     if fmt not in ("jpeg", "png"):
         return _error(400, "output_format must be one of jpeg, png", param="output_format")
+    image_url = body.get("image_url")
+    if image_url is not None:
+        if model not in IMAGE_INPUT_MODELS:
+            return _error(400, f"image_url is not supported by {model}", param="image_url")
+        if image_dimensions(image_url) is None and not str(image_url).startswith(("http://", "https://")):
+            return _error(400, "image_url must be an http(s) URL or a data: URL of an image", param="image_url")
     response_format = body.get("response_format", "url") or "url"
     if response_format not in ("base64", "b64_json", "url"):
         return _error(400, "response_format must be one of base64, url", param="response_format")

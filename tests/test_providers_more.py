@@ -239,3 +239,14 @@ def test_an_input_reference_goes_to_the_dashscope_image_to_video_model(gateway: 
     submit = [q for q in sim_clean.requests("dashscope") if q["method"] == "POST"][0]["json"]
     assert submit["model"] == "wan2.5-i2v-preview" and submit["input"]["img_url"].startswith("data:image/png;base64,")
     assert submit["parameters"] == {"resolution": "720P", "duration": 5}
+
+
+def test_openai_sdk_edit_through_together_kontext(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (1600, 900), (200, 120, 40)).save(buf, "PNG")
+    r = client(gateway).images.edit(model="together/flux.1-kontext-pro", prompt="make it night",
+                                    image=("day.png", buf.getvalue(), "image/png"), response_format="b64_json")
+    assert r.data and image_of(r.data[0].b64_json).size == (1344, 768)  # type: ignore[arg-type]
+    sent = sim_clean.requests("together")[0]["json"]
+    assert sent["image_url"].startswith("data:image/png;base64,") and (sent["width"], sent["height"]) == (1344, 768)
+    assert meta(r)["provider"] == "together" and meta(r)["cost"] == pytest.approx(0.04)

@@ -91,3 +91,15 @@ def test_noimage_and_malformed(sim: SimulatorThread, tg: together.Together) -> N
     sim.inject("malformed", protocol="together")
     with pytest.raises(json.JSONDecodeError):  # the SDK surfaces the cut body as it is
         tg.images.generate(model=SCHNELL, prompt="x")
+
+
+def test_kontext_takes_an_input_image_others_refuse_it(tg: together.Together, util: SimpleNamespace) -> None:
+    data_url = "data:image/png;base64," + __import__("base64").b64encode(util.png_bytes(64, 64)).decode()
+    r = tg.images.generate(model="black-forest-labs/FLUX.1-kontext-pro", prompt="make it night", image_url=data_url,
+                           width=1024, height=1024, response_format="base64")
+    assert util.decode_b64(r.data[0].b64_json).size == (1024, 1024)  # type: ignore[union-attr]
+    with pytest.raises(together.BadRequestError) as err:
+        tg.images.generate(model=SCHNELL, prompt="x", image_url=data_url)
+    assert _error_of(err.value)["param"] == "image_url"
+    with pytest.raises(together.BadRequestError):
+        tg.images.generate(model="black-forest-labs/FLUX.1-kontext-pro", prompt="x", image_url="data:image/png;base64,AAAA")
