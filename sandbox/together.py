@@ -6,7 +6,8 @@ types/image_file.py): a JSON body with ``model``, ``prompt``, ``width``, ``heigh
 ``b64_json`` is accepted too, as many callers send it); the reply is
 ``{"id", "model", "object": "list", "data": [{"index", "type": "b64_json" | "url", "b64_json" | "url"}]}``.
 Errors are OpenAI-shaped ``{"error": {"message", "type", "param", "code"}}`` under
-``Authorization: Bearer``. UNVERIFIED: the size limits (64-1792, multiples of 16), the per-model step caps and
+``Authorization: Bearer``. The same handler answers under ``/huggingface/together/`` (the HF router's
+provider-routed form). UNVERIFIED: the size limits (64-1792, multiples of 16), the per-model step caps and
 how a safety refusal is worded (here 422 with code ``content_policy_violation``).
 """
 
@@ -24,6 +25,7 @@ from .fal_video import image_dimensions
 from .state import JSON_BODY, get_state
 
 PREFIX = "/together"
+HF_ROUTER_PREFIX = "/huggingface/together"   # Together's protocol as the HF router serves it (hf_ tokens)
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 1792
 SIDE_MULTIPLE = 16
@@ -89,7 +91,9 @@ async def generate(request: web.Request) -> web.Response:
     if model not in MODELS:
         return _error(404, f"Unable to access model {model}. Please visit https://api.together.ai/models to view the "
                       "list of supported models.", "invalid_request_error", param="model", code="model_not_available")
-    kind = await faults.resolve(get_state(request), "together", prompt)
+    # the same protocol answers through the HF router (/huggingface/together/...): faults follow the path's protocol
+    protocol = "huggingface" if request.path.startswith("/huggingface/") else "together"
+    kind = await faults.resolve(get_state(request), protocol, prompt)
     if kind is not None and kind != "noimage":
         return _fault(request, kind)
     max_steps, default_steps = MODELS[model]
@@ -138,4 +142,5 @@ async def serve_file(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/v1/images/generations", generate)
+    app.router.add_post(f"{HF_ROUTER_PREFIX}/v1/images/generations", generate)
     app.router.add_get(f"{PREFIX}/files/{{name}}", serve_file)

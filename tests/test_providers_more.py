@@ -194,6 +194,7 @@ def test_a_failed_ray_generation_reports_its_reason(gateway: GatewayThread, sim_
 @pytest.mark.parametrize(("model", "provider"), [
     ("together/flux.1-schnell", "together"), ("huggingface/flux.1-schnell", "huggingface"),
     ("luma/photon-1", "luma"), ("dashscope/wan-2.5-t2i", "dashscope"),
+    ("huggingface-together/flux.1-schnell", "huggingface"),
 ])
 def test_a_forced_provider_is_the_only_route_tried(gateway: GatewayThread, sim_clean: SimulatorThread, model: str,
                                                    provider: str) -> None:
@@ -250,3 +251,13 @@ def test_openai_sdk_edit_through_together_kontext(gateway: GatewayThread, sim_cl
     sent = sim_clean.requests("together")[0]["json"]
     assert sent["image_url"].startswith("data:image/png;base64,") and (sent["width"], sent["height"]) == (1344, 768)
     assert meta(r)["provider"] == "together" and meta(r)["cost"] == pytest.approx(0.04)
+
+
+def test_together_through_the_hf_router_is_its_own_slug(gateway: GatewayThread, sim_clean: SimulatorThread) -> None:
+    r = client(gateway).images.generate(model="huggingface-together/flux.1-dev", prompt="a kite", size="1344x768",
+                                        response_format="b64_json")
+    assert image_of(r.data[0].b64_json).size == (1344, 768)  # type: ignore[arg-type]
+    assert meta(r)["provider"] == "huggingface-together" and meta(r)["cost"] == pytest.approx(0.025)
+    sent = sim_clean.requests("huggingface")[0]
+    assert sent["path"] == "/huggingface/together/v1/images/generations"
+    assert sent["json"]["model"] == "black-forest-labs/FLUX.1-dev"

@@ -50,3 +50,23 @@ def test_bad_sizes_unknown_models_and_keys(sim: SimulatorThread, util: SimpleNam
     with pytest.raises(HfHubHTTPError) as err:
         client(sim, "black-forest-labs/FLUX.1-schnell", token="bad").text_to_image("x")
     assert err.value.response.status_code == 401
+
+
+def test_the_provider_routed_form_through_the_router(sim: SimulatorThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """InferenceClient(provider="together") with an hf_ token builds the router URL and Together's payload itself;
+    only the Hub's model -> provider lookup (a network call) is given through the SDK's own local-testing table."""
+    from huggingface_hub import constants
+    from huggingface_hub.hf_api import InferenceProviderMapping
+    from huggingface_hub.inference._providers import _common
+
+    model = "black-forest-labs/FLUX.1-schnell"
+    monkeypatch.setattr(constants, "INFERENCE_PROXY_TEMPLATE", sim.base_url + "/huggingface/{provider}")
+    monkeypatch.setitem(_common.HARDCODED_MODEL_INFERENCE_MAPPING, "together", {model: InferenceProviderMapping(
+        provider="together", hf_model_id=model, providerId=model, status="live", task="text-to-image")})
+    image = InferenceClient(provider="together", api_key="hf_sandbox").text_to_image(
+        "a canal", model=model, width=768, height=512, num_inference_steps=4)
+    assert image.size == (768, 512)
+    sent = sim.requests("huggingface")[0]
+    assert sent["path"] == "/huggingface/together/v1/images/generations"
+    assert sent["json"] == {"prompt": "a canal", "response_format": "base64", "width": 768, "height": 512, "steps": 4,
+                            "model": model}
