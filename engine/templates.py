@@ -57,11 +57,19 @@ Renderer = Callable[[dict[str, Any]], Any]
 
 
 def _is_single_expression(text: str) -> str | None:
+    """The expression when Jinja's own lexer reads `text` as exactly one `{{ ... }}` (a nested dict literal's
+    `}}` included), else None: a text check alone would render `{{ {'a': {'b': x}} }}` as the text of the dict."""
     m = _SINGLE_EXPR.match(text)
     if not m:
         return None
-    expr = m.group("expr")
-    return None if ("{{" in expr or "}}" in expr) else expr
+    try:
+        kinds = [kind for _, kind, value in ENV.lex(text) if not (kind == "data" and not value.strip())
+                 and kind != "whitespace"]
+    except jinja2.TemplateSyntaxError:
+        return None      # compiled as text below, where the syntax error is reported with its path
+    if kinds[:1] != ["variable_begin"] or kinds[-1:] != ["variable_end"] or kinds.count("variable_begin") != 1:
+        return None
+    return m.group("expr")
 
 
 @dataclass(frozen=True)

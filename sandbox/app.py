@@ -7,7 +7,8 @@ Layout: OpenAI Images, Videos and chat completions under ``/openai/v1/...`` (fil
 ``/fal/files/``), Replicate under ``/replicate/v1/...`` (files under ``/replicate/files/``),
 Vertex AI under ``/vertex/...`` (incl. its OAuth token endpoint), OpenRouter chat under
 ``/openrouter/api/v1/...``, AUTOMATIC1111 under ``/a1111/...``, Stability AI under ``/stability/...``, Amazon
-Bedrock under ``/bedrock/...`` (its S3 output bucket under ``/bedrock-s3/...``), control under
+Bedrock under ``/bedrock/...`` (its S3 output bucket under ``/bedrock-s3/...``), Together AI under ``/together/...``,
+Hugging Face under ``/huggingface/...``, Luma under ``/luma/...``, Model Studio (DashScope) under ``/dashscope/...``, control under
 ``/__control__/...``.
 One middleware logs each protocol request and applies the configured base latency, so
 individual handlers stay protocol-only; file downloads are not logged.
@@ -26,6 +27,7 @@ from aiohttp import web
 from . import byteplus, minimax, runway  # Runway, MiniMax, BytePlus ModelArk
 from . import azure_openai, recraft, xai
 from . import a1111, bedrock, chat, control, fal, gemini, openai_images, openai_videos, replicate_predictions, stability, veo, vertex
+from . import dashscope, huggingface, luma, together
 from .state import DEFAULT_CHUNK_MS, DEFAULT_JOB_MS, DEFAULT_VIDEO_JOB_MS, JSON_BODY, LOG_ENTRY, STATE, SimState
 
 MAX_BODY_BYTES = 384 * 1024 * 1024  # edits and inline images are large (5 x 37 MB as data: URLs in bench/memory.py); aiohttp's default is 1 MiB
@@ -46,6 +48,10 @@ _PROTOCOL_PREFIXES = (
     ("/xai/v1/", "xai"),
     ("/recraft/v1/", "recraft"),
     ("/bedrock/", "bedrock"),
+    ("/together/v1/", "together"),
+    ("/huggingface/", "huggingface"),
+    ("/luma/dream-machine/", "luma"),
+    ("/dashscope/api/", "dashscope"),
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -132,5 +138,7 @@ def build_app(
     xai.add_routes(app)
     recraft.add_routes(app)
     bedrock.add_routes(app)   # Amazon Bedrock runtime under /bedrock/..., its S3 output bucket under /bedrock-s3/...
+    for provider in (together, huggingface, luma, dashscope):
+        provider.add_routes(app)
     control.add_routes(app)
     return app

@@ -54,6 +54,10 @@ PROTOCOL_KINDS: dict[str, frozenset[str]] = {
     "xai": COMMON_KINDS | VIDEO_KINDS,
     "recraft": COMMON_KINDS,
     "bedrock": COMMON_KINDS | {"fail"},
+    "together": COMMON_KINDS,
+    "huggingface": COMMON_KINDS - {"noimage"},
+    "luma": COMMON_KINDS | {"fail"},
+    "dashscope": COMMON_KINDS | {"fail"},
 }
 TERMINAL_KINDS: frozenset[str] = frozenset().union(*PROTOCOL_KINDS.values())
 PROTOCOLS: frozenset[str] = frozenset(PROTOCOL_KINDS)

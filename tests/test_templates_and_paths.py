@@ -20,6 +20,15 @@ def test_single_expression_keeps_its_native_type() -> None:
     assert r({"n": 3}) == {"n": 3, "cfg": {"a": 6}, "text": "x=3", "lit": 5}
 
 
+def test_a_nested_dict_literal_is_still_one_typed_expression() -> None:
+    """Jinja reads `{{ {'a': {'b': x}} }}` as one expression; it must not come out as the dict's text."""
+    render = compile_value("{{ {'frame0': {'type': 'image', 'url': u}} if u else none }}")
+    assert render({"u": "data:x"}) == {"frame0": {"type": "image", "url": "data:x"}}
+    assert render({"u": None}) is None
+    assert compile_value("{{ a }}*{{ b }}")({"a": 2, "b": 3}) == "2*3"        # two expressions: text
+    assert compile_value("x{{ {'a': 1} }}")({}) == "x{'a': 1}"                  # text around: text
+
+
 def test_none_drops_keys_and_list_items() -> None:
     r = compile_value({"a": "{{ none }}", "b": ["{{ none }}", "{{ 1 }}"], "c": {"d": "{{ x }}"}})
     assert r({"x": None}) == {"b": [1], "c": {}}
