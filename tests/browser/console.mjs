@@ -94,7 +94,9 @@ const scenarios = {
     await fillPrompt(page, 'waves on a beach');
     await page.locator('.field[data-param="seconds"] input').fill('4');
     await page.getByRole('button', { name: 'Make the video' }).click();
-    const job = page.locator('#jobs .job').first();
+    await page.getByText(/^Queued video_/).waitFor();
+    const id = (await page.getByText(/^Queued video_/).textContent()).match(/video_\w+/)[0];
+    const job = page.locator(`#jobs .job[data-video="${id}"]`);
     await job.locator('.badge.st-completed').waitFor({ timeout: WAIT_MS });
     assert.equal(await job.locator('progress').getAttribute('value'), '100');
     await job.getByRole('button', { name: 'Play' }).click();
@@ -103,7 +105,7 @@ const scenarios = {
     await page.waitForFunction((id) => {
       const v = document.querySelector(`[data-video="${id}"] video`);
       return v && v.readyState >= 2 && v.videoWidth > 0;
-    }, await job.getAttribute('data-video'), { timeout: WAIT_MS });
+    }, id, { timeout: WAIT_MS });
     const played = await video.evaluate(async (v) => {
       v.muted = true;
       await v.play();
