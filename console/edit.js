@@ -7,6 +7,7 @@ import { errorCard, explainView, imageCard } from './results.js';
 import { pricer } from './playground.js';
 
 const PREVIEW_MAX_PX = 512;   // the painting canvas' largest side on screen; the mask is made at full size
+const PAINT = 'rgb(255, 40, 80)';
 const MAX_INPUTS = 16;         // images taken from one drop; the model's own limit is the gateway's to enforce (400)
 
 function loadImage(file) {
@@ -31,18 +32,24 @@ function painter(img, brush) {
   const base = el('canvas', { width: w, height: h, class: 'base', 'aria-hidden': 'true' });
   base.getContext('2d').drawImage(img, 0, 0, w, h);
   const paint = el('canvas', { width: w, height: h, class: 'paint', id: 'mask-canvas', tabindex: '0',
-    role: 'img', 'aria-label': 'Mask: paint over the part of the image to change' });
+    role: 'img', 'aria-label': 'Mask: paint over the part of the image to change', 'aria-describedby': 'mask-help' });
   const ctx = paint.getContext('2d');
   let painting = false, last = null, painted = false;
   const at = (e) => { const r = paint.getBoundingClientRect(); return [(e.clientX - r.left) * (w / r.width), (e.clientY - r.top) * (h / r.height)]; };
+  // Opaque paint (the canvas is shown see-through by CSS): the mask is fully transparent wherever it was painted.
   const stroke = (p) => {
-    ctx.strokeStyle = ctx.fillStyle = 'rgba(255, 40, 80, 0.6)';
+    ctx.strokeStyle = ctx.fillStyle = PAINT;
     ctx.lineCap = ctx.lineJoin = 'round';
     ctx.lineWidth = Number(brush.value);
     ctx.beginPath();
-    ctx.moveTo(...(last || p));
-    ctx.lineTo(...p);
-    ctx.stroke();
+    if (last) {
+      ctx.moveTo(...last);
+      ctx.lineTo(...p);
+      ctx.stroke();
+    } else {
+      ctx.arc(p[0], p[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+      ctx.fill();
+    }
     last = p;
     painted = true;
     paint.dispatchEvent(new Event('painted', { bubbles: true }));
@@ -51,10 +58,37 @@ function painter(img, brush) {
   paint.addEventListener('pointermove', (e) => { if (painting) stroke(at(e)); });
   paint.addEventListener('pointerup', () => { painting = false; last = null; });
   paint.addEventListener('pointercancel', () => { painting = false; last = null; });
+  // Keyboard: arrows move the brush (a ring shows where), Space paints there; Shift+arrows paint as they move.
+  const ring = el('div', { class: 'brush-ring', 'aria-hidden': 'true', hidden: true });
+  let cursor = [w / 2, h / 2];
+  const showRing = () => {
+    const r = Number(brush.value);
+    ring.hidden = false;
+    ring.style.cssText = `left:${((cursor[0] - r / 2) / w) * 100}%;top:${((cursor[1] - r / 2) / h) * 100}%;`
+      + `width:${(r / w) * 100}%;height:${(r / h) * 100}%`;
+  };
+  paint.addEventListener('focus', showRing);
+  paint.addEventListener('blur', () => { ring.hidden = true; });
+  paint.addEventListener('keydown', (e) => {
+    const step = Math.max(4, Number(brush.value) / 2);
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[e.key]) {
+      e.preventDefault();
+      const from = cursor;
+      cursor = [Math.min(w, Math.max(0, cursor[0] + moves[e.key][0])), Math.min(h, Math.max(0, cursor[1] + moves[e.key][1]))];
+      if (e.shiftKey) { last = from; stroke(cursor); last = null; }
+      showRing();
+    } else if (e.key === ' ') {
+      e.preventDefault();
+      last = null;
+      stroke(cursor);
+      last = null;
+    }
+  });
   return {
-    element: el('div', { class: 'canvas-stack', style: `width:${w}px;aspect-ratio:${w}/${h}` }, base, paint),
+    element: el('div', { class: 'canvas-stack', style: `width:${w}px;aspect-ratio:${w}/${h}` }, base, paint, ring),
     clear() { ctx.clearRect(0, 0, w, h); painted = false; },
-    all() { ctx.fillStyle = 'rgba(255, 40, 80, 0.6)'; ctx.fillRect(0, 0, w, h); painted = true; },
+    all() { ctx.fillStyle = PAINT; ctx.fillRect(0, 0, w, h); painted = true; },
     get painted() { return painted; },
     /** The mask at the image's own size: opaque, with the painted area cut out (transparent). */
     mask() {
@@ -166,6 +200,8 @@ export async function render(root, { models, arg }) {
       el('div', { class: 'field' }, el('label', { for: 'ed-model' }, 'Model'), picker),
       drop, thumbs,
       el('fieldset', { class: 'mask' }, el('legend', {}, 'Mask (optional): paint where the image should change'),
+        el('p', { id: 'mask-help', class: 'muted' }, 'Paint with the mouse, a pen or a finger; or focus the image and use the arrow keys '
+          + 'to move the brush, Space to paint, Shift+arrows to paint while moving.'),
         canvasSlot,
         el('div', { class: 'buttons' },
           el('label', { for: 'ed-brush' }, 'Brush'), brush,

@@ -13,6 +13,13 @@ const HIDDEN = new Set(['model', 'stream', 'image', 'mask', 'input_reference']);
 const ADVANCED = new Set(['user', 'webhook_url', 'idempotency_key', 'response_format', 'moderation']);
 let counter = 0;
 
+/** A JSON Schema pattern (found anywhere unless anchored) as an HTML `pattern` (always the whole value). */
+function htmlPattern(pattern) {
+  if (!pattern) return null;
+  const start = pattern.startsWith('^') ? pattern.slice(1) : `.*${pattern}`;
+  return start.endsWith('$') && !start.endsWith('\\$') ? start.slice(0, -1) : `${start}.*`;
+}
+
 function isAlias(prop) { return /^alias of /.test(prop.description || ''); }
 
 function ratioBox(ratio) {
@@ -37,7 +44,7 @@ function radios(name, id, values, labelOf = (v) => v, decorate = null) {
 function control(name, prop, shape, id) {
   const examples = prop.examples || [];
   if (name === 'prompt') {
-    return el('textarea', { id, rows: 3, required: true, maxlength: prop.maxLength, placeholder: 'Describe the image' });
+    return el('textarea', { id, rows: 3, required: true, maxlength: prop.maxLength, placeholder: 'Describe what to make' });
   }
   if (name === 'aspect_ratio' && shape.aspect_ratios) return radios(name, id, shape.aspect_ratios, (v) => v, ratioBox);
   if (name === 'resolution' && shape.resolutions) return radios(name, id, shape.resolutions);
@@ -65,7 +72,7 @@ function control(name, prop, shape, id) {
       el('option', { value: 'true' }, 'yes'), el('option', { value: 'false' }, 'no'));
   }
   if (prop.type === 'string' || prop.pattern || examples.length) {
-    return el('span', {}, el('input', { id, type: 'text', list, pattern: prop.pattern ? prop.pattern.replace(/^\^|\$$/g, '') : null,
+    return el('span', {}, el('input', { id, type: 'text', list, pattern: htmlPattern(prop.pattern),
       maxlength: prop.maxLength, autocomplete: 'off', placeholder: examples.length ? `e.g. ${examples[0]}` : '' }), datalist);
   }
   return null;   // objects, arrays and unions the form can't express: the API still takes them

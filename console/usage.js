@@ -3,24 +3,32 @@
 import { api, ApiError, el, explainError, keys, money } from './api.js';
 
 const DIMENSIONS = ['team', 'key', 'model', 'provider'];
+const STATUSES = ['succeeded', 'failed', 'pending', 'cancelled'];
 const METRICS = { cost: 'Spend', requests: 'Requests', images: 'Images', video_seconds: 'Video seconds' };
 const DAY_S = 86400;
 const DEFAULT_DAYS = 14;
 const PAGE = 50;
+const MAX_BAR_PX = 40;
+
+/** Every UTC day from `from` to `to` (YYYY-MM-DD), so the chart's x axis is time, gaps included. */
+function daysBetween(from, to) {
+  const out = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`) && out.length < 400; t += DAY_S * 1000) out.push(isoDay(new Date(t)));
+  return out;
+}
 
 function rowsOf(body) { return Array.isArray(body) ? body : (body && (body.data || body.rows)) || []; }
 
 function isoDay(d) { return d.toISOString().slice(0, 10); }
 
 /** A bar chart (SVG, no library): one bar per day, stacked by the chosen dimension; a table says the same. */
-function chart(rows, dimension, metric) {
-  const days = [...new Set(rows.map((r) => r.day || r.date))].filter(Boolean).sort();
+function chart(rows, dimension, metric, days) {
   const groups = [...new Set(rows.map((r) => r[dimension] ?? '(none)'))].sort();
   const total = (day, g) => rows.filter((r) => (r.day || r.date) === day && (r[dimension] ?? '(none)') === g)
     .reduce((s, r) => s + Number(r[metric] || 0), 0);
   const sums = days.map((d) => groups.reduce((s, g) => s + total(d, g), 0));
   const max = Math.max(1e-9, ...sums);
-  const W = 640, H = 220, pad = 28, bw = Math.max(4, (W - pad) / Math.max(1, days.length) - 4);
+  const W = 640, H = 220, pad = 28, bw = Math.min(MAX_BAR_PX, Math.max(4, (W - pad) / Math.max(1, days.length) - 4));
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H + 20}`);
@@ -43,8 +51,12 @@ function chart(rows, dimension, metric) {
     const label = document.createElementNS(ns, 'text');
     Object.entries({ x: pad + i * (bw + 4) + bw / 2, y: H + 14, 'text-anchor': 'middle', class: 'axis' }).forEach(([k, val]) => label.setAttribute(k, val));
     label.textContent = day.slice(5);
-    svg.append(label);
+    if (days.length <= 16 || i % Math.ceil(days.length / 16) === 0) svg.append(label);
   });
+  const top = document.createElementNS(ns, 'text');
+  Object.entries({ x: 0, y: pad - 8, class: 'axis' }).forEach(([k, val]) => top.setAttribute(k, val));
+  top.textContent = `max ${metric === 'cost' ? money(max) : max} / day`;
+  svg.append(top);
   const legend = el('ul', { class: 'legend' }, groups.map((g, gi) => el('li', {}, el('span', { class: `swatch s${gi % 8}`, 'aria-hidden': 'true' }), g)));
   const table = el('table', {}, el('caption', { class: 'sr-only' }, `${METRICS[metric]} by ${dimension}`),
     el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, dimension), ...Object.values(METRICS).map((m) => el('th', { scope: 'col' }, m)))),
@@ -54,7 +66,7 @@ function chart(rows, dimension, metric) {
       return el('tr', {}, el('th', { scope: 'row' }, g), el('td', {}, money(sum('cost'))), el('td', {}, sum('requests')),
         el('td', {}, sum('images')), el('td', {}, sum('video_seconds')));
     })));
-  return el('div', { class: 'chart' }, days.length ? svg : el('p', { class: 'muted' }, 'No usage in this period.'), legend, table);
+  return el('div', { class: 'chart' }, rows.length ? svg : el('p', { class: 'muted' }, 'No usage in this period.'), legend, table);
 }
 
 function requestRow(r) {
@@ -63,7 +75,7 @@ function requestRow(r) {
     el('td', {}, when ? new Date((typeof when === 'number' ? when * 1000 : when)).toLocaleString() : ''),
     el('td', {}, el('code', {}, r.id || '')), el('td', {}, r.key || r.key_name || ''), el('td', {}, r.model || ''),
     el('td', {}, r.provider || ''), el('td', {}, String(r.status ?? '')), el('td', {}, r.error_code || ''),
-    el('td', {}, money(r.cost, r.cost_currency)), el('td', {}, r.latency_ms !== undefined ? `${Math.round(r.latency_ms)} ms` : ''),
+    el('td', {}, money(r.cost ?? (typeof r.cost_micros === 'number' ? r.cost_micros / 1e6 : null), r.cost_currency || 'USD')), el('td', {}, r.latency_ms !== undefined ? `${Math.round(r.latency_ms)} ms` : ''),
     el('td', {}, Array.isArray(r.attempts) ? r.attempts.length : (r.attempts ?? '')),
     el('td', {}, Array.isArray(r.adjustments) ? r.adjustments.map((a) => a.param).join(', ') : (r.adjustments ?? '')));
 }
@@ -81,25 +93,25 @@ export async function render(root) {
   const to = el('input', { id: 'u-to', type: 'date', value: isoDay(now) });
   const dim = el('select', { id: 'u-dim' }, DIMENSIONS.map((d) => el('option', { value: d }, d)));
   const metric = el('select', { id: 'u-metric' }, Object.entries(METRICS).map(([k, v]) => el('option', { value: k }, v)));
-  const statusFilter = el('select', { id: 'u-status' }, el('option', { value: '' }, 'any'), el('option', { value: 'ok' }, 'succeeded'), el('option', { value: 'error' }, 'failed'));
+  const statusFilter = el('select', { id: 'u-status' }, el('option', { value: '' }, 'any'), STATUSES.map((v) => el('option', { value: v }, v)));
   const chartSlot = el('div', { id: 'usage-chart', 'aria-live': 'polite' });
   const tbody = el('tbody', {});
   const more = el('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
   const reqSlot = el('div', { id: 'usage-requests' });
+  const reqMsg = el('div', {});
+  const tableWrap = el('div', { class: 'table-wrap' });
   let usageRows = [];
   let cursor = null;
 
-  const range = () => {
-    const start = Math.floor(new Date(`${from.value}T00:00:00Z`) / 1000);
-    const end = Math.floor(new Date(`${to.value}T00:00:00Z`) / 1000) + DAY_S;
-    return { start, end };
-  };
+  // whole UTC days, both ends included: usage takes the dates, the request history UNIX seconds
+  const range = () => ({ start: Math.floor(new Date(`${from.value}T00:00:00Z`) / 1000),
+    end: Math.floor(new Date(`${to.value}T00:00:00Z`) / 1000) + DAY_S });
   const loadUsage = async () => {
-    const { start, end } = range();
     chartSlot.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
     try {
-      usageRows = rowsOf(await api(`/v1/usage?group_by=day,${dim.value}&start=${start}&end=${end}`, { admin: true }));
-      chartSlot.replaceChildren(chart(usageRows, dim.value, metric.value));
+      const q = new URLSearchParams({ group_by: `day,${dim.value}`, start: from.value, end: to.value });
+      usageRows = rowsOf(await api(`/v1/usage?${q}`, { admin: true }));
+      chartSlot.replaceChildren(chart(usageRows, dim.value, metric.value, daysBetween(from.value, to.value)));
     } catch (err) {
       chartSlot.replaceChildren(err instanceof ApiError && err.status === 404 ? missing('usage') : el('p', { class: 'error', role: 'alert' }, explainError(err)));
     }
@@ -114,25 +126,30 @@ export async function render(root) {
       const rows = rowsOf(body);
       if (!append) tbody.replaceChildren();
       tbody.append(...rows.map(requestRow));
-      cursor = body.next_cursor || body.last_id || (body.has_more && rows.length ? rows[rows.length - 1].id : null);
-      more.hidden = !(body.has_more || body.next_cursor);
-      reqSlot.hidden = false;
+      cursor = body.next_cursor || null;
+      more.hidden = !cursor;
+      reqMsg.replaceChildren();
+      tableWrap.hidden = false;
     } catch (err) {
-      reqSlot.replaceChildren(err instanceof ApiError && err.status === 404 ? missing('request history') : el('p', { class: 'error', role: 'alert' }, explainError(err)));
+      tableWrap.hidden = true;
+      more.hidden = true;
+      reqMsg.replaceChildren(err instanceof ApiError && err.status === 404 ? missing('request history') : el('p', { class: 'error', role: 'alert' }, explainError(err)));
     }
   };
   more.addEventListener('click', () => loadRequests(true));
   const reload = () => { keys.setAdmin(admin.value.trim()); loadUsage(); loadRequests(); };
   [from, to, statusFilter].forEach((c) => c.addEventListener('change', reload));
-  [dim, metric].forEach((c) => c.addEventListener('change', () => chartSlot.replaceChildren(chart(usageRows, dim.value, metric.value))));
+  [dim, metric].forEach((c) => c.addEventListener('change', () => chartSlot.replaceChildren(chart(usageRows, dim.value, metric.value, daysBetween(from.value, to.value)))));
 
-  reqSlot.append(el('div', { class: 'table-wrap' }, el('table', { class: 'requests' },
+  tableWrap.append(el('table', { class: 'requests' },
     el('caption', { class: 'sr-only' }, 'Request history'),
     el('thead', {}, el('tr', {}, ['Time', 'Id', 'Key', 'Model', 'Provider', 'Status', 'Error', 'Cost', 'Latency', 'Attempts', 'Adjusted']
-      .map((h) => el('th', { scope: 'col' }, h)))), tbody)), more);
+      .map((h) => el('th', { scope: 'col' }, h)))), tbody));
+  reqSlot.append(reqMsg, tableWrap, more);
   root.append(el('h1', {}, 'Usage'),
     el('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); reload(); } },
       el('label', { for: 'admin-key' }, 'Admin key'), admin,
+      el('small', { class: 'muted' }, 'optional: without it, your gateway key\'s own team'),
       el('label', { for: 'u-from' }, 'From'), from, el('label', { for: 'u-to' }, 'To'), to,
       el('label', { for: 'u-dim' }, 'By'), dim, el('label', { for: 'u-metric' }, 'Show'), metric,
       el('label', { for: 'u-status' }, 'Status'), statusFilter,

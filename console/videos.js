@@ -17,6 +17,15 @@ export function leave() {
   players.clear();
 }
 
+/** One webhook delivery: its event, where it stands, its tries and the receiver's last answer. */
+function webhookLine(d) {
+  const answer = d.last_status === null || d.last_status === undefined ? '' : d.last_status === 0 ? ', receiver unreachable' : `, last answer HTTP ${d.last_status}`;
+  const next = d.next_attempt_at && d.state !== 'delivered' ? `, next try ${new Date(d.next_attempt_at * 1000).toLocaleTimeString()}` : '';
+  const state = { delivered: 'ok', retrying: 'cooling', given_up: 'off', pending: 'sandbox' }[d.state] || '';
+  return el('li', {}, 'Webhook ', el('code', {}, d.type || 'event'), ' ', el('span', { class: `badge ${state}` }, (d.state || '').replace('_', ' ')),
+    ` · ${d.attempts} ${d.attempts === 1 ? 'try' : 'tries'}${answer}${next}`);
+}
+
 function jobRow(v, onDelete, onPlay) {
 
   const meta = v.metadata || {};
@@ -29,6 +38,7 @@ function jobRow(v, onDelete, onPlay) {
     v.prompt ? el('p', { class: 'muted' }, v.prompt) : null,
     v.error ? el('p', { class: 'error' }, `${v.error.code || ''}: ${v.error.message || ''}`) : null,
     el('details', {}, el('summary', {}, 'Adjustments and attempts'), adjustmentsList(meta.adjustments), attemptsTimeline(meta.attempts)),
+    (meta.webhooks || []).length ? el('ul', { class: 'webhooks', 'aria-label': 'Webhook deliveries' }, meta.webhooks.map(webhookLine)) : null,
     el('div', { class: 'player', id: `player-${v.id}` }),
     el('div', { class: 'buttons' },
       v.status === 'completed' ? el('button', { type: 'button', class: 'play', onclick: () => onPlay(v) }, 'Play') : null,
@@ -77,7 +87,9 @@ export async function render(root, { models, arg }) {
         return row;
       });
       list.replaceChildren(...(rows.length ? rows : [el('p', { class: 'muted' }, 'No videos yet.')]));
-      if (page.data.some((v) => v.status === 'queued' || v.status === 'in_progress')) timer = setTimeout(refresh, POLL_MS);
+      const busy = (v) => v.status === 'queued' || v.status === 'in_progress'
+        || ((v.metadata || {}).webhooks || []).some((d) => d.state === 'pending');
+      if (page.data.some(busy)) timer = setTimeout(refresh, POLL_MS);
     } catch (err) {
       list.replaceChildren(el('p', { class: 'error', role: 'alert' }, explainError(err)));
     }
@@ -127,6 +139,6 @@ export async function render(root, { models, arg }) {
       formSlot, price, el('div', { class: 'buttons' }, create, explainBtn), status), explainSlot);
     pick(model);
   }
-  root.append(el('h2', {}, 'Jobs'), list);
+  root.append(el('h2', {}, 'Jobs'), el('button', { type: 'button', class: 'secondary', onclick: () => refresh() }, 'Refresh'), list);
   refresh();
 }

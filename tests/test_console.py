@@ -3,6 +3,7 @@ details it reads, and `POST /v1/explain` — behind keys, the same answer as `me
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import httpx
@@ -12,6 +13,7 @@ from mediagate import api_console, catalog
 from mediagate.explain import explain
 from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
+from tests.test_videos import _Hook, hook_server  # noqa: F401  (a webhook receiver on loopback)
 
 KEY = "sk-console-http-test"
 SECRET = "sk-upstream-secret-never-shown-123"
@@ -130,3 +132,32 @@ def test_same_origin_posts_from_the_console_pass_the_origin_check(keyed: Gateway
     other = httpx.post(keyed.base_url + "/v1/explain", json=body, headers={**_auth(), "Origin": "https://evil.example"})
     assert other.status_code == 403 and other.json()["error"]["code"] == "origin_not_allowed"
 
+
+
+def test_a_video_shows_its_webhook_deliveries(sim: SimulatorThread, tmp_path_factory: pytest.TempPathFactory,
+                                              hook_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's job list shows each job's deliveries: their outcome is on the video object."""
+    import time
+
+    from mediagate import webhooks
+    monkeypatch.setattr(webhooks, "RETRY_SCHEDULE_S", (0.2,))
+    _Hook.fail_first = 1
+    with GatewayThread(sim.base_url, tmp_path_factory.mktemp("hooks"), fetch_allow="127.0.0.1") as gw, \
+            httpx.Client(base_url=gw.base_url) as c:
+        vid = c.post("/v1/videos", json={"model": "sora-2", "prompt": "x [sim:job=200]",
+                                         "webhook_url": hook_server + "?token=receiver-secret"}).json()["id"]
+        deadline, seen = time.monotonic() + 15, []
+        while time.monotonic() < deadline:
+            hooks = c.get(f"/v1/videos/{vid}").json()["metadata"]["webhooks"]
+            seen += [h["state"] for h in hooks]
+            if hooks and hooks[0]["state"] == "delivered":
+                break
+            time.sleep(0.05)
+        listed = c.get("/v1/videos").json()["data"][0]["metadata"]["webhooks"]
+    assert len(hooks) == 1, hooks
+    assert {k: hooks[0][k] for k in ("type", "state", "attempts", "last_status", "next_attempt_at")} == \
+        {"type": "video.completed", "state": "delivered", "attempts": 2, "last_status": 200, "next_attempt_at": None}
+    assert hooks[0]["id"] == _Hook.received[0][0]["webhook-id"]
+    assert "retrying" in seen, seen     # the failed first try was shown before the retry succeeded
+    assert listed == hooks
+    assert "receiver-secret" not in json.dumps(hooks)   # the URL (and any token in it) is not shown

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from PIL import Image
@@ -40,20 +42,41 @@ def _tools() -> str:
     return shutil.which("node") or "node"
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that takes every delivery (204)."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def console_gateway(sim: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
-    """A gateway that needs a key, like a deployed one, with the admin API on."""
+    """A gateway that needs a key, like a deployed one, with the admin API on; webhooks may go to loopback."""
     with GatewayThread(sim.base_url, tmp_path_factory.mktemp("console"), api_keys=frozenset({KEY}),
-                       admin_key=ADMIN_KEY) as gw:
+                       admin_key=ADMIN_KEY, fetch_allow="127.0.0.1") as gw:
         yield gw
 
 
 @pytest.mark.parametrize("scenario", ["generate", "price", "explain", "video", "mask", "wrongkey", "catalog", "usage"])
-def test_console_scenario(scenario: str, console_gateway: GatewayThread, tmp_path: Path) -> None:
+def test_console_scenario(scenario: str, console_gateway: GatewayThread, webhook_receiver: str, tmp_path: Path) -> None:
     node = _tools()
     image = tmp_path / "input.png"
     Image.new("RGB", (640, 480), INPUT_RGB).save(image)
-    env = {**os.environ, "CONSOLE_KEY": KEY, "CONSOLE_ADMIN_KEY": ADMIN_KEY, "CONSOLE_IMAGE": str(image), "CHROMIUM": CHROMIUM}
+    env = {**os.environ, "CONSOLE_KEY": KEY, "CONSOLE_ADMIN_KEY": ADMIN_KEY, "CONSOLE_IMAGE": str(image), "CHROMIUM": CHROMIUM,
+           "CONSOLE_WEBHOOK": webhook_receiver}
     if scenario != "generate" or not env.get("CONSOLE_SCREENSHOT"):
         env.pop("CONSOLE_SCREENSHOT", None)
     else:  # the scenario runs in tests/browser: a path given from the checkout's root is made absolute

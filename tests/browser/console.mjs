@@ -93,12 +93,18 @@ const scenarios = {
     await open(page, 'videos/sora-2');
     await fillPrompt(page, 'waves on a beach');
     await page.locator('.field[data-param="seconds"] input').fill('4');
+    await page.getByText('More options').click();
+    await page.getByLabel('webhook_url').fill(process.env.CONSOLE_WEBHOOK);
     await page.getByRole('button', { name: 'Make the video' }).click();
-    await page.getByText(/^Queued video_/).waitFor();
-    const id = (await page.getByText(/^Queued video_/).textContent()).match(/video_\w+/)[0];
+    const said = page.locator('form .status');
+    await page.waitForFunction(() => document.querySelector('form .status').textContent !== '');
+    const id = ((await said.textContent()).match(/^Queued (video_\w+)/) || [])[1];
+    assert.ok(id, `the video was queued: ${await said.textContent()}`);
     const job = page.locator(`#jobs .job[data-video="${id}"]`);
     await job.locator('.badge.st-completed').waitFor({ timeout: WAIT_MS });
     assert.equal(await job.locator('progress').getAttribute('value'), '100');
+    await job.locator('.webhooks').getByText('delivered').waitFor({ timeout: WAIT_MS });   // the receiver answered 2xx
+    assert.match(await job.locator('.webhooks').textContent(), /video\.completed delivered · 1 try, last answer HTTP 204/);
     await job.getByRole('button', { name: 'Play' }).click();
     const video = job.locator('video');
     await video.waitFor({ timeout: WAIT_MS });
@@ -128,6 +134,11 @@ const scenarios = {
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.25, { steps: 12 });
     await page.mouse.up();
+    // and a dot by keyboard: focus the canvas (the brush starts at the centre), move it, Space paints
+    await canvas.focus();
+    for (let i = 0; i < 6; i++) await page.keyboard.press('ArrowLeft');    // 18 px a step on a 512 px wide canvas
+    for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowDown');    // 18 px a step on a 384 px high canvas
+    await page.keyboard.press('Space');
     await fillPrompt(page, 'add a hot air balloon');
     const sent = page.waitForRequest((r) => r.url().endsWith('/v1/images/edits') && r.method() === 'POST');
     await page.getByRole('button', { name: 'Edit', exact: true }).click();
@@ -146,9 +157,11 @@ const scenarios = {
       const ctx = c.getContext('2d');
       ctx.drawImage(img, 0, 0);
       const at = (x, y) => [...ctx.getImageData(Math.round(x * c.width), Math.round(y * c.height), 1, 1).data.slice(0, 3)];
-      return { painted: at(0.5, 0.22), untouched: at(0.5, 0.6) };
+      // the output is 3:2, the input 4:3 cropped top and bottom: input y 0.25 -> 0.22, 0.734 -> 0.763
+      return { painted: at(0.5, 0.22), keyed: at(0.289, 0.763), untouched: at(0.5, 0.6) };
     });
     assert.ok(pixels.painted[0] > 100, `the painted area was edited (rgb ${pixels.painted})`);
+    assert.ok(pixels.keyed[0] > 100, `the area painted by keyboard was edited (rgb ${pixels.keyed})`);
     const blue = [40, 120, 200];   // tests/test_console_browser.py's input image
     assert.ok(pixels.untouched.every((v, i) => Math.abs(v - blue[i]) < 8), `the rest was kept (rgb ${pixels.untouched})`);
   },
@@ -185,6 +198,10 @@ const scenarios = {
 
   async usage(page) {
     await open(page, 'usage');
+    const made = await page.evaluate(async (k) => (await fetch('/v1/images/generations', { method: 'POST',
+      headers: { Authorization: `Bearer ${k}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'dall-e-2', prompt: 'a usage probe', size: '256x256' }) })).status, KEY);
+    assert.equal(made, 200);
     await page.getByLabel('Admin key').fill(process.env.CONSOLE_ADMIN_KEY);
     await page.getByRole('button', { name: 'Show' }).click();
     const status = await page.evaluate(async (k) => (await fetch('/v1/usage', { headers: { Authorization: `Bearer ${k}` } })).status,
@@ -192,8 +209,10 @@ const scenarios = {
     if (status === 404) {       // the gateway has no usage endpoints: the view says so plainly
       await page.getByText('has no usage endpoint yet').waitFor({ timeout: WAIT_MS });
       await page.getByText('has no request history endpoint yet').waitFor({ timeout: WAIT_MS });
-    } else {
-      await page.locator('#usage-chart .chart').waitFor({ timeout: WAIT_MS });
+    } else {                    // spend over time, and the request just made in the history
+      await page.locator('#usage-chart svg rect').first().waitFor({ timeout: WAIT_MS });
+      await page.locator('#usage-requests tbody tr').first().waitFor({ timeout: WAIT_MS });
+      assert.match(await page.locator('#usage-requests tbody').textContent(), /dall-e-2.*succeeded/);
     }
   },
 };
