@@ -47,7 +47,7 @@ def routes() -> list[BaseRoute]:
     files = _assets(asset_dir())
 
     async def to_page(request: Request) -> Response:
-        return RedirectResponse(CONSOLE_PATH + "/", 308)
+        return RedirectResponse(CONSOLE_PATH + "/", 307)
 
     @endpoint("console", authenticated=False, admitted=False)
     async def page(request: Request, rt: Runtime) -> Response:
@@ -57,5 +57,7 @@ def routes() -> list[BaseRoute]:
         body, media_type = files[name]
         return Response(body, 200, HEADERS, media_type=media_type)
 
-    return [Route(CONSOLE_PATH, to_page, methods=["GET"]), Route(CONSOLE_PATH + "/", page, methods=["GET"]),
+    # `/` has nothing else to say: a person who opens the gateway's address in a browser lands on the console
+    return [Route("/", to_page, methods=["GET"]), Route(CONSOLE_PATH, to_page, methods=["GET"]),
+            Route(CONSOLE_PATH + "/", page, methods=["GET"]),
             Route(CONSOLE_PATH + "/{name}", page, methods=["GET"])]

@@ -132,7 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     cat = _load(args.specs)   # validated once here: a broken spec stops `serve` before any worker starts
     listening = (f"mediagate: {len(cat.models)} models, {len(cat.providers)} providers; "
-                 f"listening on http://{settings.host}:{settings.port}/v1")
+                 f"listening on http://{settings.host}:{settings.port}/v1; web console at "
+                 f"http://{settings.host}:{settings.port}/console/")
     _exit_on_sigterm()
     try:
         if workers > 1:

@@ -48,8 +48,9 @@ def test_the_console_is_served_from_the_package_files(keyed: GatewayThread) -> N
             r = c.get(f"/console/{name}")
             assert r.status_code == 200 and r.content == (root / name).read_bytes()
         assert c.get("/console/app.js").headers["content-type"].startswith("text/javascript")
-        moved = c.get("/console", follow_redirects=False)
-        assert moved.status_code == 308 and moved.headers["location"] == "/console/"
+        for path in ("/console", "/"):
+            moved = c.get(path, follow_redirects=False)
+            assert moved.status_code == 307 and moved.headers["location"] == "/console/"
 
 
 @pytest.mark.parametrize("path", ["/console/nope.js", "/console/..%2Fpyproject.toml", "/console/%2e%2e/app.py",

@@ -70,7 +70,7 @@ def console_gateway(sim: SimulatorThread, tmp_path_factory: pytest.TempPathFacto
         yield gw
 
 
-@pytest.mark.parametrize("scenario", ["generate", "price", "explain", "video", "mask", "wrongkey", "catalog", "usage"])
+@pytest.mark.parametrize("scenario", ["generate", "price", "compare", "explain", "video", "mask", "wrongkey", "catalog", "usage"])
 def test_console_scenario(scenario: str, console_gateway: GatewayThread, webhook_receiver: str, tmp_path: Path) -> None:
     node = _tools()
     image = tmp_path / "input.png"

@@ -74,6 +74,25 @@ const scenarios = {
     assert.equal(wide.micros, '250000');                   // high, 1536x1024
   },
 
+  async compare(page) {
+    await open(page, 'playground/gpt-image-1');
+    await fillPrompt(page, 'a teapot on a table');
+    const first = await settledPrice(page, 'pg-price');
+    for (const name of ['DALL-E 2', 'Gemini 3 Pro Image', 'FLUX.1 [schnell]']) await page.getByLabel(name, { exact: true }).check();
+    assert.equal(await page.getByLabel('Imagen 4', { exact: true }).isDisabled(), true, 'four models at most');
+    await page.waitForFunction(() => ['dall-e-2', 'gemini-3-pro-image', 'flux.1-schnell', 'gpt-image-1']
+      .every((m) => document.querySelector('#pg-price').textContent.includes(m)));
+    const all = await settledPrice(page, 'pg-price', first.micros);
+    assert.ok(Number(all.micros) > Number(first.micros), 'the price is the four models\' together');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    const row = page.locator('#gallery .row').first();
+    await page.waitForFunction(() => document.querySelectorAll('#gallery .row .result img').length === 4
+      && [...document.querySelectorAll('#gallery .measured')].every((m) => /px$/.test(m.textContent)), null, { timeout: WAIT_MS });
+    const cards = await row.locator('.result').evaluateAll((els) => els.map((e) => ({ model: e.dataset.model, box: e.getBoundingClientRect().toJSON() })));
+    assert.deepEqual(cards.map((c) => c.model).sort(), ['dall-e-2', 'flux.1-schnell', 'gemini-3-pro-image', 'gpt-image-1']);
+    assert.ok(cards.every((c) => Math.abs(c.box.y - cards[0].box.y) < 2), 'side by side: one row');
+  },
+
   async explain(page) {
     await open(page, 'playground/gemini-3-pro-image');
     await fillPrompt(page, 'a fox in snow');
@@ -112,13 +131,10 @@ const scenarios = {
       const v = document.querySelector(`[data-video="${id}"] video`);
       return v && v.readyState >= 2 && v.videoWidth > 0;
     }, id, { timeout: WAIT_MS });
-    const played = await video.evaluate(async (v) => {
-      v.muted = true;
-      await v.play();
-      await new Promise((r) => setTimeout(r, 600));
-      return { t: v.currentTime, w: v.videoWidth, h: v.videoHeight, d: v.duration };
-    });
-    assert.ok(played.t > 0, `the video plays (currentTime ${played.t})`);
+    await video.evaluate(async (v) => { v.muted = true; await v.play(); });
+    await page.waitForFunction((id) => document.querySelector(`[data-video="${id}"] video`).currentTime > 0, id,
+      { timeout: WAIT_MS });                                   // it plays: time moves
+    const played = await video.evaluate((v) => ({ w: v.videoWidth, h: v.videoHeight, d: v.duration }));
     assert.equal(`${played.w}x${played.h}`, '720x1280');
     assert.ok(Math.abs(played.d - 4) < 0.5, `4 s long (${played.d})`);
   },
