@@ -8,10 +8,13 @@ from typing import Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mediagate import api_console, catalog
 from mediagate.explain import explain
 from mediagate.sandbox.testing import SimulatorThread
+from tests import test_fuzz_endpoints as fuzz
 from tests.servers import GatewayThread
 from tests.test_videos import _Hook, hook_server  # noqa: F401  (a webhook receiver on loopback)
 
@@ -162,3 +165,24 @@ def test_a_video_shows_its_webhook_deliveries(sim: SimulatorThread, tmp_path_fac
     assert "retrying" in seen, seen     # the failed first try was shown before the retry succeeded
     assert listed == hooks
     assert "receiver-secret" not in json.dumps(hooks)   # the URL (and any token in it) is not shown
+
+
+EXPLAIN_MODELS = ["dall-e-2", "gpt-image-1", "gemini-3-pro-image", "flux.1-schnell", "sora-2", "veo-3.1", "gpt-4.1-mini"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model=st.sampled_from(EXPLAIN_MODELS) | fuzz.texts,
+       operation=st.none() | st.sampled_from(["generate", "edit", "video", "chat"]) | fuzz.texts,
+       fields=st.dictionaries(fuzz.keys, fuzz.values, max_size=5),
+       images=st.none() | st.lists(st.sampled_from(["64x64", "1024x768", "0x5", "x"]) | fuzz.texts, max_size=3),
+       mask=st.none() | st.booleans() | fuzz.texts)
+def test_explain_answers_any_body_with_2xx_or_4xx(keyed: GatewayThread, model: str, operation: str | None,
+                                                  fields: dict, images: list | None, mask: object) -> None:
+    body: dict = {"request": {"prompt": "p", **fields, "model": model}}
+    for name, value in (("operation", operation), ("images", images), ("mask", mask)):
+        if value is not None:
+            body[name] = value
+    r = httpx.post(keyed.base_url + "/v1/explain", content=json.dumps(body), headers={**_auth(), "Content-Type": "application/json"})
+    assert r.status_code < 500, (body, r.text)
+    if r.status_code >= 400:
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}

@@ -137,6 +137,9 @@ const scenarios = {
     const played = await video.evaluate((v) => ({ w: v.videoWidth, h: v.videoHeight, d: v.duration }));
     assert.equal(`${played.w}x${played.h}`, '720x1280');
     assert.ok(Math.abs(played.d - 4) < 0.5, `4 s long (${played.d})`);
+    await job.getByRole('button', { name: 'Delete' }).click();
+    await page.getByText(`Deleted ${id}.`).waitFor();
+    await job.waitFor({ state: 'detached' });                 // gone from the list
   },
 
   async mask(page) {
