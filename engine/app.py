@@ -2,7 +2,8 @@
 assembled from its endpoint families, and what one process starts and stops with it (the sandbox, the
 state stores, the job scheduler, the webhook loop, sweepers, spec reload).
 
-The families: mediagate.api_images, api_videos, api_chat, api_models, api_ops, and mediagate.admin; each
+The families: mediagate.api_images, api_videos, api_chat, api_models, api_ops, api_console (the web console's
+files) and mediagate.admin; each
 handler goes through mediagate.endpoint's wrapper.
 """
 
@@ -19,8 +20,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from mediagate import (admin, admission, allocator, api_chat, api_history, api_images, api_models, api_ops, api_providers,
-                       api_videos, auth, history, jobstore, origin, reload, videos, webhooks)
+from mediagate import (admin, admission, allocator, api_chat, api_console, api_history, api_images, api_models, api_ops,
+                       api_providers, api_videos, auth, history, jobstore, origin, reload, videos, webhooks)
 from mediagate.catalog import Catalog
 from mediagate.config import Settings
 from mediagate.endpoint import endpoint, method_not_allowed, not_found
@@ -123,8 +124,10 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
             Route(prefix + "/requests/{request_id}/payloads", api_history.requests_delete_payloads, methods=["DELETE"]),
             Route(f"{prefix}/providers", api_providers.list_providers, methods=["GET"]),
             Route(prefix + "/models/{model_id:path}", api_models.get_model, methods=["GET"]),
+            Route(f"{prefix}/explain", api_models.explain_request, methods=["POST"]),
         ]
     routes += admin.routes(endpoint)
+    routes += api_console.routes()
     routes += [
         Route(MEDIA_ROUTE + "/{name}", api_ops.media, methods=["GET"]),
         Route("/healthz", api_ops.healthz, methods=["GET"]),

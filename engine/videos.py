@@ -50,7 +50,7 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
             "metadata": {"provider": job.get("provider"), "executed_model": job.get("executed_model"),
                          "attempts": job.get("attempts", []), "adjustments": job.get("adjustments", []),
                          "cost": job.get("cost"), "cost_currency": job.get("cost_currency"),
-                         "outputs": len(job.get("outputs", []))}}
+                         "outputs": len(job.get("outputs", [])), "webhooks": job.get("webhook_deliveries", [])}}
 
 
 def idempotency_scope(team: str, key: str) -> str:

@@ -71,6 +71,20 @@ async def enqueue(store: JobStore, job: dict[str, Any], kind: str) -> None:
         return
     evt = event(kind, job)
     await store.add_delivery({"id": evt["id"], "job_id": job["id"], "url": job["webhook_url"], "event": evt})
+    await _note(store, job["id"], {"id": evt["id"], "type": kind, "state": "pending", "attempts": 0,
+                                   "last_status": None, "next_attempt_at": int(time.time())})
+
+
+async def _note(store: JobStore, job_id: str, outcome: dict[str, Any]) -> None:
+    """A delivery's latest outcome on its job too, so whoever reads the video sees its webhooks (the URL is
+    left out: it may carry the receiver's token). Best effort: the outbox, not this note, drives retries."""
+    def put(job: dict[str, Any]) -> dict[str, Any]:
+        kept = [d for d in job.get("webhook_deliveries", []) if d.get("id") != outcome["id"]]
+        return {**job, "webhook_deliveries": kept + [outcome]}
+    try:
+        await store.mutate(job_id, put)
+    except StoreUnavailable:
+        log.warning("webhook %s: outcome not noted on video %s (store unavailable)", outcome["id"], job_id)
 
 
 async def _deliver(store: JobStore, secret: str, policy: safefetch.FetchPolicy, d: dict[str, Any]) -> bool:
@@ -92,6 +106,12 @@ async def _deliver(store: JobStore, secret: str, policy: safefetch.FetchPolicy, 
         await _record(store, d["id"], attempts, ok, doc)
     except StoreUnavailable:  # the claim runs out and the delivery is tried again once the store is back
         log.warning("webhook %s: outcome not recorded (store unavailable)", d["id"])
+        return ok
+    given_up = not ok and attempts > len(RETRY_SCHEDULE_S)
+    await _note(store, d["job_id"], {
+        "id": d["id"], "type": d["event"].get("type"), "attempts": attempts, "last_status": status,
+        "state": "delivered" if ok else "given_up" if given_up else "retrying",
+        "next_attempt_at": None if ok or given_up else int(time.time() + RETRY_SCHEDULE_S[attempts - 1])})
     return ok
 
 

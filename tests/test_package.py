@@ -35,7 +35,7 @@ SERVE_START_TIMEOUT_S = 60
 SHIPPED = {"models.d": "mediagate/specs/models", "providers.d": "mediagate/specs/providers", "schemas": "mediagate/specs/schemas"}
 # Never copied into the build: what a working checkout accumulates that a release must not depend on.
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", "build",
-                                     "dist", "*.egg-info", "var")
+                                     "dist", "*.egg-info", "var", "node_modules")
 
 
 @dataclass
@@ -122,6 +122,9 @@ def test_wheel_is_one_import_package_with_the_specs_and_schemas(dists: Dists) ->
         shipped = sorted(p.name for p in (ROOT / checkout_dir).iterdir() if p.suffix in (".yaml", ".json"))
         assert shipped, checkout_dir
         assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(packaged + "/") and not n.endswith(".py")) == shipped
+    console = sorted(p.name for p in (ROOT / "console").iterdir() if p.is_file())
+    assert "index.html" in console
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("mediagate/console/")) == console   # the web console
     assert "mediagate/sandbox/app.py" in names and "mediagate/cli.py" in names
     assert not any(n.startswith("mediagate/tests") or "/__pycache__/" in n for n in names)
     entry_points = zipfile.ZipFile(dists.wheel).read(top.difference({"mediagate"}).pop() + "/entry_points.txt").decode()
@@ -134,12 +137,12 @@ def test_sdist_holds_what_rebuilding_the_wheel_needs(dists: Dists) -> None:
     with tarfile.open(dists.sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     expected = {"pyproject.toml", "README.md"}
-    for d in ("engine", "sandbox", "models.d", "providers.d", "schemas", "tests"):
+    for d in ("engine", "sandbox", "models.d", "providers.d", "schemas", "tests", "console"):
         expected |= {str(p.relative_to(ROOT)) for p in (ROOT / d).rglob("*")
-                     if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+                     if p.is_file() and not {"__pycache__", "node_modules"} & set(p.parts) and p.suffix != ".pyc"}
     missing = sorted(expected - names)
     assert not missing, missing
-    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert not any("__pycache__" in n or n.endswith(".pyc") or "node_modules" in n for n in names)
 
 
 def test_installed_names_are_the_projects_own(installed: Installed) -> None:
@@ -213,6 +216,9 @@ def test_installed_gateway_answers_the_openai_sdk(served: tuple[str, subprocess.
     assert res.size == "1376x768" and res.data and res.data[0].b64_json
     url = client.images.generate(model="gpt-image-2", prompt="x", response_format="url").data[0].url
     assert url is not None and httpx.get(url).status_code == 200
+    page = httpx.get(base + "/console/")   # the web console, from the wheel's package data
+    assert page.status_code == 200 and "/console/app.js" in page.text
+    assert httpx.get(base + "/console/app.js").status_code == 200
     assert "sandbox: simulators at http://127.0.0.1:" in log.read_text()
     # State and media went to the per-user data directory, never the current one.
     assert (installed.data_home / "mediagate" / "jobs.sqlite3").exists()
