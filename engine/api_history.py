@@ -91,10 +91,7 @@ def _limit(request: Request) -> int:
 
 
 def _flag(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "false").lower()
-    if value not in ("true", "false", "1", "0"):
-        raise invalid_request(f"'{name}' must be true or false.", name)
-    return value in ("true", "1")
+    return ep.flag(request.query_params.get(name), name)   # the gateway's one rule for switches
 
 
 @endpoint("usage", authenticated=False)

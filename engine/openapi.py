@@ -98,7 +98,7 @@ def document(catalog: Catalog) -> dict[str, Any]:
         "info": {"title": TITLE, "version": VERSION, "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
                  "description": "OpenAI-compatible gateway for image, video and chat models. Every /v1 path is also "
                                 f"served under {', '.join(paths.ALIAS_PREFIXES)} (the same operations, documented once). "
-                                "Errors are OpenAI's error object."},
+                                "Errors are the OpenAI API's error object."},
         "tags": [{"name": t} for t in ("images", "videos", "chat", "models", "operations", "admin")],
         "security": paths.GATEWAY_AUTH,
         "paths": _with_model_names(catalog, paths.PATHS),
@@ -127,7 +127,7 @@ def rendered(catalog: Catalog) -> bytes:
 
 def documented_path(route_path: str) -> str | None:
     """Where a mounted path is documented: `{name:conv}` as `{name}`, an alias prefix as /v1; None if excluded."""
-    if any(route_path == p or route_path.startswith(p.rstrip("/") + "/") for p in paths.UNDOCUMENTED):
+    if any(route_path == p or (p != "/" and route_path.startswith(p.rstrip("/") + "/")) for p in paths.UNDOCUMENTED):
         return None
     path = _CONVERTER.sub(r"{\1}", route_path)
     for alias in paths.ALIAS_PREFIXES:

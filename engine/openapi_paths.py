@@ -23,16 +23,16 @@ from mediagate.openapi_schemas import ref
 Operation = dict[str, Any]
 API_PREFIX = "/v1"
 ALIAS_PREFIXES = ("/openai/v1",)       # served exactly like API_PREFIX; documented once
-UNDOCUMENTED = ("/console",)           # HTML pages, not API operations (a path or a path prefix)
+UNDOCUMENTED = ("/console", "/")       # HTML pages and the root's redirect to the console (a path, or a path prefix; "/" exactly)
 
 GATEWAY_AUTH = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 ADMIN_AUTH = [{"adminBearer": []}, {"adminApiKey": []}]
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer",
                    "description": "A gateway key (MEDIAGATE_API_KEYS or `mediagate keys create`). Needed once any key exists."},
-    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "api-key", "description": "The same key, Azure OpenAI's way."},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "api-key", "description": "The same key, in an `api-key` header."},
     "adminBearer": {"type": "http", "scheme": "bearer", "description": "MEDIAGATE_ADMIN_KEY; the admin API is off without it."},
-    "adminApiKey": {"type": "apiKey", "in": "header", "name": "api-key", "description": "MEDIAGATE_ADMIN_KEY, Azure's way."},
+    "adminApiKey": {"type": "apiKey", "in": "header", "name": "api-key", "description": "MEDIAGATE_ADMIN_KEY, in an `api-key` header."},
 }
 
 # Statuses any keyed, admitted endpoint may answer before its handler runs: a foreign Host (400), a key
@@ -47,7 +47,7 @@ DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted: the job is queued", 4
                 401: "Missing or invalid key", 402: "The key's budget would be crossed", 403: "Not allowed for this key or origin",
                 404: "Not found", 408: "The request body stopped arriving", 409: "Conflict", 410: "Expired and deleted",
                 413: "Body or upload too large", 415: "Unsupported Content-Type", 429: "Rate limited (see Retry-After)",
-                502: "Every provider route failed", 503: "The gateway is at a limit, or a store it needs is unavailable",
+                500: "A shipped spec cannot render this request (a spec error, logged)", 502: "Every provider route failed", 503: "The gateway is at a limit, or a store it needs is unavailable",
                 504: "The deadline passed", 507: "No room left to store url media"}
 
 REQUEST_ID = {"X-Request-Id": {"description": "The request id (the caller's X-Request-Id when well formed)",
@@ -59,6 +59,8 @@ SANDBOX = {"name": "X-Mediagate-Sandbox", "in": "header", "schema": _FLAG,
            "description": "1/true/on/yes: the built-in simulators serve this request (a test mode)"}
 SCHEMA = {"name": "schema", "in": "query", "schema": _FLAG,
           "description": "add the compiled request schema of each operation (the same that validates requests)"}
+DETAIL = {"name": "detail", "in": "query", "schema": _FLAG,
+          "description": "add each route (provider, configured, sandboxed, cooling down), the lifecycle and a price summary"}
 
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "string"}}}
@@ -125,6 +127,14 @@ _VIDEO_FORM = {"multipart/form-data": {"schema": ref("VideoCreateForm"),
                                        "encoding": {"input_reference": {"contentType": "image/png, image/jpeg, image/webp"}}}}
 _VIDEO_ID = _path("video_id", "a video id from POST /v1/videos")
 _KEY_ID = _path("key_id", "a key's id or name")
+_REQUEST_ID = _path("request_id", "a request record's id (GET /v1/requests)")
+HISTORY_AUTH = GATEWAY_AUTH + ADMIN_AUTH   # a team's key sees its team; the admin key every team
+_WHEN = "a UNIX time in seconds or an ISO 8601 date or date-time (UTC unless it names a zone)"
+_RANGE = ({"name": "start", "in": "query", "schema": {"type": "string"}, "description": _WHEN},
+          {"name": "end", "in": "query", "schema": {"type": "string"}, "description": _WHEN},
+          {"name": "team", "in": "query", "schema": {"type": "string", "minLength": 1},
+           "description": "the admin key: any team; a team's key: its own only (403 otherwise)"},
+          {"name": "key", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "one key's name"})
 
 # path -> method -> operation. /v1 paths are also served under every ALIAS_PREFIXES.
 PATHS: dict[str, dict[str, Operation]] = {
@@ -166,10 +176,35 @@ PATHS: dict[str, dict[str, Operation]] = {
         params=(_VIDEO_ID, {"name": "variant", "in": "query", "schema": {"enum": ["video"], "default": "video"}},
                 {"name": "index", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_N - 1, "default": 0},
                  "description": "which output of an n > 1 job"}))},
-    "/v1/models": {"get": op("models.list", "List models", "models", {200: ref("ModelList")}, GUARDED, params=(SCHEMA,))},
+    "/v1/models": {"get": op("models.list", "List models", "models", {200: ref("ModelList")}, GUARDED, params=(SCHEMA, DETAIL))},
     "/v1/models/{model_id}": {"get": op(
         "models.get", "Get a model", "models", {200: ref("Model")}, GUARDED + (404,),
-        params=(_path("model_id", "an id, an alias or provider/model"), SCHEMA))},
+        params=(_path("model_id", "an id, an alias or provider/model"), SCHEMA, DETAIL))},
+    "/v1/explain": {"post": op(
+        "explain", "Explain a request: the exact upstream request per route", "models", {200: ref("Explain")},
+        GUARDED + BODY + (404, 500), body=_json_body("ExplainRequest"),
+        description="What `mediagate explain` prints; nothing is sent to any provider and secrets are never shown.")},
+    "/v1/providers": {"get": op("providers.list", "List providers: configured, sandboxed, cooling down", "models",
+                                {200: ref("ProviderList")}, GUARDED)},
+    "/v1/usage": {"get": op(
+        "usage", "Usage per day, team, key, model and provider", "history", {200: ref("Usage")}, GUARDED,
+        params=(*_RANGE, {"name": "group_by", "in": "query", "schema": {"type": "string"},
+                          "description": "a comma-separated subset of day,team,key,model,provider (default all)"}),
+        security=HISTORY_AUTH)},
+    "/v1/requests": {"get": op(
+        "requests.list", "The request history, newest first", "history", {200: ref("RequestList")}, GUARDED,
+        params=(*_RANGE, {"name": "status", "in": "query", "schema": {"enum": ["succeeded", "failed", "pending", "cancelled"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1},
+                 "description": "next_cursor of the previous page"},
+                {"name": "summary", "in": "query", "schema": _FLAG, "description": "leave out attempts and adjustments"}),
+        security=HISTORY_AUTH)},
+    "/v1/requests/{request_id}": {"get": op(
+        "requests.get", "One request record (with its payloads when its key stores them)", "history",
+        {200: ref("RequestRecord")}, GUARDED + (404,), params=(_REQUEST_ID,), security=HISTORY_AUTH)},
+    "/v1/requests/{request_id}/payloads": {"delete": op(
+        "requests.delete_payloads", "Delete a request's stored prompt and outputs", "history", {200: ref("PayloadsDeleted")},
+        GUARDED + (404,), params=(_REQUEST_ID,), security=HISTORY_AUTH)},
     "/v1/media/{name}": {"get": op(
         "media", "Download url media", "operations", {200: _file(IMAGE_TYPES)}, (400, 404, 410, 503),
         params=(_path("name", "the file name in a signed media URL"),

@@ -23,8 +23,8 @@ def _nullable(kind: str, **more: Any) -> Schema:
 
 
 def nullable(prop: Schema) -> Schema:
-    """An optional request field also taking JSON null: the gateway reads null as "not given" (what the OpenAI
-    SDKs send for a parameter left as None; RequestValidator.without_nulls), so the document admits it too."""
+    """An optional request field also taking JSON null: the gateway reads null as "not given" (what the
+    OpenAI SDKs send for a parameter left as None; RequestValidator.without_nulls), so the document admits it too."""
     if isinstance(prop.get("type"), str):
         return {**prop, "type": [prop["type"], "null"]}
     if "enum" in prop:
@@ -38,7 +38,7 @@ _STR, _INT, _NUM, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "num
 
 ERROR: Schema = {
     "type": "object", "required": ["error"], "additionalProperties": False,
-    "description": "Every failure, whatever its cause: OpenAI's error object. No stack trace, secret or raw upstream body.",
+    "description": "Every failure, whatever its cause: the OpenAI API's error object. No stack trace, secret or raw upstream body.",
     "properties": {"error": {"type": "object", "required": ["message", "type", "param", "code"], "additionalProperties": False,
                              "properties": {"message": _STR, "type": _STR, "param": _nullable("string"),
                                             "code": _nullable("string")}}}}
@@ -118,7 +118,9 @@ MODEL: Schema = {
         "id": _STR, "object": {"const": "model"}, "created": _INT, "owned_by": _STR, "name": _STR,
         "kind": {"enum": ["image", "video", "chat"]}, "operations": {"type": "array", "items": _STR},
         "aliases": {"type": "array", "items": _STR}, "providers": {"type": "array", "items": _STR},
-        "lifecycle": {"type": "object"},
+        "lifecycle": {"type": ["object", "null"]},
+        "routes": {"type": "array", "description": "with ?detail=true: each route, its provider's state", "items": {"type": "object"}},
+        "price": {"type": ["object", "null"], "description": "with ?detail=true: lowest and highest unit price per metric"},
         "schemas": {"type": "object", "description": "with ?schema=true: the compiled request schema of each operation, "
                     "the same that validates requests", "additionalProperties": {"type": "object"}}}}
 
@@ -127,7 +129,7 @@ MODEL_LIST: Schema = {
     "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}}
 
 CHAT_COMPLETION: Schema = {
-    "type": "object", "description": "The provider's chat completion, relayed (OpenAI's chat.completion object).",
+    "type": "object", "description": "The provider's chat completion, relayed (the OpenAI API's chat.completion object).",
     "properties": {"id": _STR, "object": _STR, "choices": {"type": "array"}, "usage": {"type": "object"}}}
 
 HEALTH: Schema = {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}
@@ -151,6 +153,7 @@ API_KEY: Schema = {
         "limits": {"type": "object", "properties": _KEY_LIMITS}, "budget": _nullable("number"),
         "budget_period": {"enum": ["day", "month", None]}, "expires_at": _nullable("number"), "created_at": _INT,
         "revoked_at": _nullable("number"), "rotated_at": _INT, "revoked": _BOOL,
+        "store_payloads": {"type": "boolean", "description": "its requests' prompts and outputs are kept in the request history"},
         "key": {"type": "string", "description": "the secret: shown once, by create and rotate"}}}
 
 API_KEY_LIST: Schema = {
@@ -169,10 +172,83 @@ API_KEY_CREATE: Schema = {
         "team": {"type": "string", "minLength": 1, "maxLength": 100}, "models": _GLOBS, "endpoints": _GLOBS, **_KEY_LIMITS,
         "budget": {"type": "number", "minimum": 0, "maximum": MAX_BUDGET_USD, "description": "USD per budget_period"},
         "budget_period": {"enum": list(PERIODS), "description": "only with budget (default month)"},
+        "store_payloads": {"type": "boolean", "description": "keep this key's prompts and outputs in the request history"},
         "expires": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}, {"const": ""}],
                     "description": "ISO 8601 date or time (UTC when no zone is given); empty: never"}}.items()}}}
 
+_SUMS: dict[str, Schema] = {
+    "requests": _INT, "images": _INT, "video_seconds": _NUM, "cost": _nullable("number"), "cost_currency": _nullable("string"),
+    "costs": {"type": "object", "additionalProperties": _NUM, "description": "per currency, when a group mixes currencies"}}
+_SUMS_REQUIRED = ["requests", "images", "video_seconds", "cost", "cost_currency"]
+
+USAGE: Schema = {
+    "type": "object", "required": ["object", "start", "end", "group_by", "data", "total"],
+    "description": "Sums over whole UTC days, per the `group_by` fields; equal to the sum of the responses' metadata.cost.",
+    "properties": {
+        "object": {"const": "usage"}, "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"},
+        "team": _nullable("string"), "key": _nullable("string"), "group_by": {"type": "array", "items": _STR},
+        "data": {"type": "array", "items": {"type": "object", "required": _SUMS_REQUIRED, "properties": {
+            **_SUMS, "day": _nullable("string"), "team": _nullable("string"), "key": _nullable("string"),
+            "model": _nullable("string"), "provider": _nullable("string")}}},
+        "total": {"type": "object", "required": _SUMS_REQUIRED, "properties": _SUMS}}}
+
+REQUEST_RECORD: Schema = {
+    "type": "object", "required": ["id", "object", "created_at", "team", "endpoint", "status"],
+    "description": "One generating request as the history keeps it: never its prompt or images unless the key opted in.",
+    "properties": {
+        "id": _STR, "object": {"const": "request"}, "created_at": _NUM, "request_id": _STR,
+        "finished_at": _nullable("number", description="when a video job ended (null while it runs)"),
+        "key": _nullable("string"), "key_id": _nullable("string"), "team": _STR, "endpoint": _STR,
+        "model": _nullable("string"), "provider": _nullable("string"),
+        "status": {"enum": ["succeeded", "failed", "pending", "cancelled"]}, "http_status": _nullable("integer"),
+        "error_code": _nullable("string"), "cost": _nullable("number"), "cost_currency": _nullable("string"),
+        "latency_ms": _nullable("number"), "attempts": {"type": "array", "items": {"type": "object"}},
+        "adjustments": {"type": "array", "items": {"type": "object"}}, "images": _nullable("integer"),
+        "video_seconds": _nullable("number"),
+        "video_id": _nullable("string"), "payloads_stored": _BOOL,
+        "payloads": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {"request": {"type": "object"},
+                                                                               "response": {"type": "object"}}}]}}}
+
+REQUEST_LIST: Schema = {
+    "type": "object", "required": ["object", "data", "has_more", "next_cursor"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ref("RequestRecord")},
+                   "has_more": _BOOL, "next_cursor": _nullable("string")}}
+
+PAYLOADS_DELETED: Schema = {
+    "type": "object", "required": ["id", "object", "deleted"],
+    "properties": {"id": _STR, "object": {"const": "request.payloads.deleted"}, "deleted": {"const": True}}}
+
+PROVIDER: Schema = {
+    "type": "object", "required": ["id", "object", "slug", "configured", "sandboxed", "cooling_down", "models"],
+    "properties": {
+        "id": _STR, "object": {"const": "provider"}, "slug": _STR, "name": _STR, "description": _nullable("string"),
+        "configured": _BOOL, "missing_env": {"type": "array", "items": _STR}, "sandboxed": _BOOL, "cooling_down": _BOOL,
+        "cooldown_remaining_s": _NUM, "consecutive_failures": _INT,
+        "models": {"type": "array", "items": {"type": "object", "required": ["id"],
+                                              "properties": {"id": _STR, "upstream_model": _STR}}}}}
+
+PROVIDER_LIST: Schema = {
+    "type": "object", "required": ["object", "data"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ref("Provider")}}}
+
+EXPLAIN_REQUEST: Schema = {
+    "type": "object", "required": ["request"],
+    "description": "What `mediagate explain` takes: the request to explain (with its `model`), the operation, placeholder input sizes.",
+    "properties": {"request": {"type": "object", "required": ["model"], "properties": {"model": _STR}},
+                   "operation": {"type": ["string", "null"]}, "images": {"type": ["array", "null"], "items": _STR},
+                   "mask": _BOOL}}
+
+EXPLAIN: Schema = {
+    "type": "object", "required": ["model", "routes"],
+    "description": "Per route, the exact upstream request the engine would send (secrets as <NAME>), and every adjustment.",
+    "properties": {"model": _STR, "shape": {"type": "object"}, "adjustments": {"type": "array", "items": ref("Adjustment")},
+                   "lifecycle": {"type": "object"}, "inputs": {"type": "object"},
+                   "routes": {"type": "array", "items": {"type": "object", "required": ["provider", "request"],
+                                                         "properties": {"provider": _STR, "request": {"type": "object"}}}}}}
+
 COMPONENTS: dict[str, Schema] = {
+    "Usage": USAGE, "RequestRecord": REQUEST_RECORD, "RequestList": REQUEST_LIST, "PayloadsDeleted": PAYLOADS_DELETED,
+    "Provider": PROVIDER, "ProviderList": PROVIDER_LIST, "ExplainRequest": EXPLAIN_REQUEST, "Explain": EXPLAIN,
     "Error": ERROR, "Adjustment": ADJUSTMENT, "Attempt": ATTEMPT, "PriceComponent": PRICE_COMPONENT,
     "DryRunEstimate": ESTIMATE, "ImageResponse": IMAGE_RESPONSE, "Video": VIDEO, "VideoList": VIDEO_LIST,
     "VideoDeleted": VIDEO_DELETED, "Model": MODEL, "ModelList": MODEL_LIST, "ChatCompletion": CHAT_COMPLETION,

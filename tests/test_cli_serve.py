@@ -113,7 +113,7 @@ def test_a_video_job_survives_kill_9(tmp_path: Path) -> None:
     proc = _start(port, tmp_path, "second.log")
     try:
         _ready(base, proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60   # the dead process's lease runs out (10 s), then the 4 s job runs again
         status = None
         while time.monotonic() < deadline:
             status = httpx.get(base + f"/v1/videos/{job['id']}").json()

@@ -15,6 +15,7 @@ from mediagate import api_console, catalog
 from mediagate.explain import explain
 from mediagate.sandbox.testing import SimulatorThread
 from tests import test_fuzz_endpoints as fuzz
+from tests import legacy
 from tests.servers import GatewayThread
 from tests.test_videos import _Hook, hook_server  # noqa: F401  (a webhook receiver on loopback)
 
@@ -98,7 +99,8 @@ def test_explain_over_http_is_the_cli_s_answer_without_secrets(keyed: GatewayThr
         r = c.post("/v1/explain", json=body, headers=_auth())
     assert r.status_code == 200, r.text
     out = r.json()
-    expected = explain(catalog.load(), "gpt-image-1", {"prompt": "a cat", "size": "1000x700"}, "edit", ["640x480"], True)
+    served = catalog.load([*catalog.default_spec_dirs(), legacy.root()])   # what GatewayThread serves (tests/legacy.py)
+    expected = explain(served, "gpt-image-1", {"prompt": "a cat", "size": "1000x700"}, "edit", ["640x480"], True)
     assert out == expected
     request = out["routes"][0]["request"]
     assert request["url"] == "https://api.openai.com/v1/images/edits"

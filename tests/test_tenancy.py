@@ -13,13 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from mediagate import history, metrics
 from mediagate.history_sqlite import SqliteHistory
 from mediagate.sandbox.testing import SimulatorThread
+from tests import legacy
 from tests.servers import GatewayThread
-from tests.test_billing import shipped, spec_root
+from tests.test_billing import spec_root
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin-secret-for-tests"
@@ -92,8 +94,9 @@ def test_usage_equals_the_sum_of_metadata_cost(sim: SimulatorThread, tmp_path: P
     """Images (n=2), a chat, a video, a billed failure, and a fallback after a billed attempt: every cost the
     responses reported, and nothing else, is in /v1/usage; another team sees none of it."""
     sim.reset()
-    model = {**shipped("models.d", "gpt-image-1.5"), "fallback_after_send": True}
-    roots = [ROOT, spec_root(tmp_path / "specs", models={"gpt-image-1.5": model})]
+    # gpt-image-1.5 and sora-2 are retired upstream: served here as an operator whose upstream still has them would
+    model = {**yaml.safe_load((legacy.root() / "gpt-image-1.5.yaml").read_text()), "fallback_after_send": True}
+    roots = [ROOT, legacy.root(), spec_root(tmp_path / "specs", models={"gpt-image-1.5": model})]
     with GatewayThread(sim.base_url, tmp_path, roots, admin_key=ADMIN) as gw:
         a, b = make_key(gw.base_url, name="alice", team="red"), make_key(gw.base_url, name="bob", team="blue")
         metered_before = team_cost("red")
