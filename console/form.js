@@ -17,7 +17,10 @@ let counter = 0;
 function htmlPattern(pattern) {
   if (!pattern) return null;
   const start = pattern.startsWith('^') ? pattern.slice(1) : `.*${pattern}`;
-  return start.endsWith('$') && !start.endsWith('\\$') ? start.slice(0, -1) : `${start}.*`;
+  const whole = start.endsWith('$') && !start.endsWith('\\$') ? start.slice(0, -1) : `${start}.*`;
+  // browsers compile `pattern` with the v flag, stricter than JSON Schema's regexes (an unescaped `/` in a class):
+  // a pattern the browser cannot compile is left to the gateway, which checks it anyway (400 naming the field)
+  try { new RegExp(`^(?:${whole})$`, 'v'); return whole; } catch { return null; }
 }
 
 function isAlias(prop) { return /^alias of /.test(prop.description || ''); }

@@ -65,7 +65,7 @@ const scenarios = {
     await fillPrompt(page, 'a red bicycle');
     const before = await settledPrice(page, 'pg-price');
     assert.equal(before.micros, '42000');                  // models.d/gpt-image-1.yaml: medium (the default), 1024x1024
-    await page.getByLabel('quality').selectOption({ label: 'high' });
+    await page.getByLabel('quality', { exact: true }).selectOption({ label: 'high' });
     const after = await settledPrice(page, 'pg-price', before.micros);
     assert.equal(after.micros, '167000');                  // high, 1024x1024
     assert.match(after.text, /\$0\.167/);
