@@ -1,5 +1,5 @@
 """Gateway keys: the CLI and the admin API on one store, and their enforcement on every endpoint
-(401, 403, 429 with its headers, 402 before the spend), on SQLite and across two instances on one Redis."""
+(401, 403, 429 with its headers, 402 before the spend), on SQLite and across instances on one Redis."""
 
 from __future__ import annotations
 
@@ -207,14 +207,15 @@ def test_budget_refuses_before_the_request_that_would_cross_it(sim: SimulatorThr
         assert round(spent * 1_000_000) == unit * 2
 
 
-def test_ten_per_minute_over_two_instances_on_one_redis(sim: SimulatorThread, tmp_path: Path, redis_url: str) -> None:
+def test_ten_per_minute_over_three_instances_on_one_redis(sim: SimulatorThread, tmp_path: Path, redis_url: str) -> None:
     with GatewayThread(sim.base_url, tmp_path / "a", redis_url=redis_url, admin_key=ADMIN) as a, \
-            GatewayThread(sim.base_url, tmp_path / "b", redis_url=redis_url, admin_key=ADMIN) as b:
+            GatewayThread(sim.base_url, tmp_path / "b", redis_url=redis_url, admin_key=ADMIN) as b, \
+            GatewayThread(sim.base_url, tmp_path / "c", redis_url=redis_url, admin_key=ADMIN) as c:
         secret = admin_create(a, name="noisy", rpm=10)
         assert httpx.get(b.base_url + "/admin/keys", headers=bearer(ADMIN)).json()["data"][0]["name"] == "noisy"
 
         def one(i: int) -> int:
-            gw = (a, b)[i % 2]
+            gw = (a, b, c)[i % 3]
             return httpx.get(gw.base_url + "/v1/models", headers=bearer(secret), timeout=30).status_code
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(one, range(30)))
