@@ -30,7 +30,7 @@ from aiohttp import web
 from . import faults, jobs, render, video
 from .fal_video import image_dimensions
 from .jobs import Job
-from .state import JSON_BODY, LOG_ENTRY, get_state
+from .state import JSON_BODY, LOG_ENTRY, get_state, serve_file
 
 PREFIX = "/dashscope"
 API = f"{PREFIX}/api/v1"
@@ -316,13 +316,6 @@ async def cancel_task(request: web.Request) -> web.Response:
     job.cancel()
     return web.json_response({"request_id": str(uuid.uuid4())})
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    """``GET /dashscope/files/{name}``: a result (the OSS stand-in)."""
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    return web.Response(body=found[0], content_type=found[1])
 
 
 def add_routes(app: web.Application) -> None:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from . import faults, jobs, render, video
 from .jobs import Job
-from .state import JSON_BODY, LOG_ENTRY, get_state
+from .state import JSON_BODY, LOG_ENTRY, get_state, serve_file
 
 PREFIX = "/luma"
 API = f"{PREFIX}/dream-machine/v1"
@@ -217,13 +217,6 @@ async def delete_generation(request: web.Request) -> web.Response:
     job.cancel()
     return web.Response(status=204)
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    """``GET /luma/files/{name}``: an asset (the CDN stand-in)."""
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    return web.Response(body=found[0], content_type=found[1])
 
 
 def add_routes(app: web.Application) -> None:

@@ -40,7 +40,7 @@ from aiohttp import web
 
 from . import faults, jobs, render, video
 from .jobs import Job
-from .state import JSON_BODY, get_state
+from .state import JSON_BODY, get_state, serve_file
 
 PREFIX = "/minimax"
 JOB_PROTOCOL = "minimax-video"
@@ -266,13 +266,6 @@ async def retrieve_file(request: web.Request) -> web.Response:
                                        "download_url": f"{request.scheme}://{request.host}{PREFIX}/files/{name}"},
                               "base_resp": _ok()})
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    data, content_type = found
-    return web.Response(body=data, content_type=content_type)
 
 
 def add_routes(app: web.Application) -> None:

@@ -28,7 +28,7 @@ from . import faults, jobs, render, replicate_video, video
 from .jobs import Job
 from .replicate_models import MODELS, ReplicateError, ReplicatePlan, build_plan, model_for
 from .replicate_video import VideoPlan
-from .state import JSON_BODY, LOG_ENTRY, get_state
+from .state import JSON_BODY, LOG_ENTRY, get_state, serve_file
 
 PREFIX = "/replicate"
 DEFAULT_WAIT_S = 60
@@ -270,14 +270,6 @@ async def cancel(request: web.Request) -> web.Response:
     except ReplicateError as exc:
         return exc.response()
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    """``GET /replicate/files/{name}``: an output file (replicate.delivery stand-in)."""
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    data, content_type = found
-    return web.Response(body=data, content_type=content_type)
 
 
 def add_routes(app: web.Application) -> None:

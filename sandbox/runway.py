@@ -38,7 +38,7 @@ from aiohttp import web
 
 from . import faults, jobs, render, video
 from .jobs import Job
-from .state import JSON_BODY, get_state
+from .state import JSON_BODY, get_state, serve_file
 
 PREFIX = "/runway"
 JOB_PROTOCOL = "runway"
@@ -337,14 +337,6 @@ async def delete_task(request: web.Request) -> web.Response:
     job.params["deleted"] = True
     return web.Response(status=204)
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    """``GET /runway/files/{name}``: an output file (Runway's CloudFront output host stand-in)."""
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    data, content_type = found
-    return web.Response(body=data, content_type=content_type)
 
 
 def add_routes(app: web.Application) -> None:

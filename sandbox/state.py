@@ -162,3 +162,11 @@ JSON_BODY: web.RequestKey[tuple[bool, Any]] = web.RequestKey("sandbox_json_body"
 def get_state(request: web.Request) -> SimState:
     """The state of the app serving ``request`` (``config_dict`` also works from sub-apps)."""
     return request.config_dict[STATE]
+
+
+async def serve_file(request: web.Request) -> web.Response:
+    """``GET /<protocol>/files/{name}``: an output file a simulator made (a provider's CDN or bucket stand-in)."""
+    found = get_state(request).files.get(request.match_info["name"])
+    if found is None:
+        return web.Response(status=404, text="Not Found")
+    return web.Response(body=found[0], content_type=found[1])

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from . import faults, render
 from .fal_video import image_dimensions
-from .state import JSON_BODY, get_state
+from .state import JSON_BODY, get_state, serve_file
 
 PREFIX = "/together"
 HF_ROUTER_PREFIX = "/huggingface/together"   # Together's protocol as the HF router serves it (hf_ tokens)
@@ -131,13 +131,6 @@ async def generate(request: web.Request) -> web.Response:
             data.append({"index": index, "type": "b64_json", "b64_json": base64.b64encode(image).decode("ascii")})
     return web.json_response({"id": uuid.uuid4().hex, "model": model, "object": "list", "data": data})
 
-
-async def serve_file(request: web.Request) -> web.Response:
-    """``GET /together/files/{name}``: a url-format output."""
-    found = get_state(request).files.get(request.match_info["name"])
-    if found is None:
-        return web.Response(status=404, text="Not Found")
-    return web.Response(body=found[0], content_type=found[1])
 
 
 def add_routes(app: web.Application) -> None:
