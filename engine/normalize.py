@@ -175,7 +175,7 @@ def durations(spec: dict[str, Any] | None, req: Canonical) -> Canonical:
     tier = req.shape.resolution
     narrowed = (spec.get("by_resolution") or {}).get(tier) if tier else None
     where = ""
-    if narrowed:   # the resolution the request got makes fewer lengths (Hailuo's 1080p: 6 s only)
+    if narrowed:   # the model makes fewer lengths at the resolution the request got (`durations.by_resolution`)
         allowed, where = narrowed, f" at {tier}"
     if raw is None:
         default = float(spec.get("default", allowed[0]))
