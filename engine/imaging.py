@@ -156,7 +156,8 @@ def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, In
 def edit_area_png(data: bytes) -> bytes:
     """An edit mask as a black-and-white PNG, black where the area is to be edited (the convention a spec
     asks for with `mask.edit_area_b64`) from the OpenAI API's, transparent where to edit. A mask without an
-    alpha channel is read as grey levels, dark meaning edit. Blocking: templates read it while rendering off the event loop."""
+    alpha channel is read as grey levels, dark meaning edit. Blocking: templates read it while rendering off
+    the event loop."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

@@ -3,37 +3,16 @@ redis-server), so the two implementations cannot drift apart."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
-from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 import pytest
 
 from mediagate import history, history_redis, videos
 from mediagate.config import Settings
-from mediagate.stores import Stores, open_stores
-
-T = TypeVar("T")
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    s = Settings(state_dir=tmp_path / "state", media_dir=tmp_path / "media")
-    if request.param == "redis":
-        s.redis_url = request.getfixturevalue("redis_url")
-    return s
-
-
-def run(settings: Settings, body: Callable[[Stores], Awaitable[T]]) -> T:
-    async def go() -> T:
-        stores = open_stores(settings)
-        try:
-            return await body(stores)
-        finally:
-            await stores.close()
-    return asyncio.run(go())
+from mediagate.stores import Stores
+from tests.test_stores import run, settings  # noqa: F401  (settings: the sqlite / redis store fixture)
 
 
 def record(team: str, created: float, **extra: Any) -> dict[str, Any]:

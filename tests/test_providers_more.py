@@ -8,7 +8,6 @@ import io
 import time
 from typing import Any
 
-import av
 import httpx
 import openai
 import pytest
@@ -16,6 +15,7 @@ from PIL import Image
 
 from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
+from tests.test_videos import probe, wait
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")
 
@@ -35,20 +35,6 @@ def meta(result: Any) -> dict[str, Any]:
     return dict(extra["metadata"])
 
 
-def wait(c: openai.OpenAI, video_id: str, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    v = c.videos.retrieve(video_id)
-    while v.status in ("queued", "in_progress") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        v = c.videos.retrieve(video_id)
-    return v
-
-
-def probe(data: bytes) -> tuple[int, int, float]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        return stream.codec_context.width, stream.codec_context.height, frames / float(stream.average_rate or 1)
 
 
 # model, request extras, provider, expected size, expected simulator path

@@ -7,7 +7,6 @@ import io
 import time
 from typing import Any
 
-import av
 import httpx
 import openai
 import pytest
@@ -15,6 +14,7 @@ from PIL import Image
 
 from mediagate.sandbox.testing import SimulatorThread
 from tests.servers import GatewayThread
+from tests.test_videos import probe, wait
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API is scheduled:DeprecationWarning")   # the SDK warns on every videos call
 
@@ -36,20 +36,6 @@ def image_of(b64: str | None) -> Image.Image:
     return im
 
 
-def wait(c: openai.OpenAI, video_id: str, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    v = c.videos.retrieve(video_id)
-    while v.status in ("queued", "in_progress") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        v = c.videos.retrieve(video_id)
-    return v
-
-
-def probe(data: bytes) -> tuple[int, int, float]:
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(stream))
-        return stream.codec_context.width, stream.codec_context.height, frames / float(stream.average_rate or 1)
 
 
 def paths(sim: SimulatorThread, protocol: str) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ def client(gw: GatewayThread) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url + "/v1", api_key="x", max_retries=0, timeout=60)
 
 
-def wait(c: openai.OpenAI, video_id: str, timeout_s: float = 30) -> Any:
+def wait(c: openai.OpenAI, video_id: str, timeout_s: float = 60) -> Any:
     deadline = time.monotonic() + timeout_s
     v = c.videos.retrieve(video_id)
     while v.status in ("queued", "in_progress") and time.monotonic() < deadline:
