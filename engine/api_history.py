@@ -90,10 +90,6 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
-def _flag(request: Request, name: str) -> bool:
-    return ep.flag(request.query_params.get(name), name)   # the gateway's one rule for switches
-
-
 @endpoint("usage", authenticated=False)
 async def usage(request: Request, rt: Runtime) -> Response:
     """Sums per day, team, key, model and provider (`group_by` picks which), over whole UTC days."""
@@ -149,7 +145,7 @@ async def requests_list(request: Request, rt: Runtime) -> Response:
     if status is not None and status not in STATUSES:
         raise invalid_request(f"'status' must be one of {', '.join(STATUSES)}.", "status")
     start, end = _when(q.get("start"), "start"), _when(q.get("end"), "end")
-    limit, summary = _limit(request), _flag(request, "summary")
+    limit, summary = _limit(request), ep.query_flag(request, "summary")
     team, key, after = _team(request, scope), _filter(request, "key"), _filter(request, "after")
     await rt.history.flush()
     records, cursor = await rt.stores.history.page(team, key, status, start if start is not None else 0.0,

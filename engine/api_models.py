@@ -24,10 +24,6 @@ MAX_EXPLAIN_IMAGES = 16          # placeholder inputs one explain may ask for (a
 MAX_EXPLAIN_IMAGE_SIDE_PX = 8192  # a placeholder's width or height (it is rendered as a real PNG, off the loop)
 
 
-def _flag(request: Request, name: str) -> bool:
-    return ep.flag(request.query_params.get(name), name)
-
-
 def _price_summary(model: Model) -> dict[str, Any] | None:
     """Per metric, the lowest and highest unit price over the model's and its routes' pricing."""
     pricings = [model.spec.get("pricing")] + [r.pricing for r in model.routes]
@@ -61,9 +57,9 @@ def _model_object(request: Request, rt: Runtime, model: Model) -> dict[str, Any]
     obj = model.to_openai(request.app.state.started)
     if "lifecycle" in model.spec:
         obj["lifecycle"] = model.spec["lifecycle"]
-    if _flag(request, "detail"):
+    if ep.query_flag(request, "detail"):
         obj.update(_detail(rt, model))
-    if _flag(request, "schema"):
+    if ep.query_flag(request, "schema"):
         obj["schemas"] = model.schemas()
     return obj
 

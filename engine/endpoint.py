@@ -192,8 +192,12 @@ def flag(value: str | None, name: str) -> bool:
         raise errors.invalid_request(f"'{name}' must be one of {', '.join(FLAG_WORDS)}; got {value[:40]!r}.", name)
     return FLAG_WORDS[value]
 
+def query_flag(request: Request, name: str) -> bool:
+    return flag(request.query_params.get(name), name)
+
+
 def dry_run(request: Request) -> bool:
-    return flag(request.query_params.get("dryRun"), "dryRun")
+    return query_flag(request, "dryRun")
 
 def sandbox_asked(request: Request) -> bool:
     return flag(request.headers.get(SANDBOX_HEADER), SANDBOX_HEADER)
