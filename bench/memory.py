@@ -56,6 +56,8 @@ EDIT_SIDE_37 = 3512           # 37 MB as PNG
 PROBE_INTERVAL_S = 0.005
 SAMPLE_INTERVAL_S = 0.005
 SETTLE_S = 5.0                # after a load, how long RSS is given to come back before it is read
+BENCH_MODEL = "bench-image"   # bench/specs/bench-image.yaml: a local OpenAI-compatible server, PNG only, 256-4096 px
+EDIT_MODEL = "gpt-image-2"    # a multipart OpenAI edit, up to 16 input images
 TARGETS = {
     "healthz_idle": "(baseline: the machine itself, nothing else sent)",
     "edit_234": "peak above idle <= 2 x payload (468 MB)",
@@ -170,6 +172,7 @@ class Gateway:
         env.update({"PYTHONUNBUFFERED": "1", "MEDIAGATE_SANDBOX": "off", "MEDIAGATE_RELOAD_SECONDS": "0",
                     "MEDIAGATE_MEDIA_DIR": str(media), "MEDIAGATE_STATE_DIR": str(self.tmp / f"state-{self.label}"),
                     "OPENAI_BASE_URL": f"{self.sim_url}/openai/v1", "OPENAI_API_KEY": "bench",
+                    "LOCAL_OPENAI_BASE_URL": f"{self.sim_url}/openai/v1", "LOCAL_OPENAI_API_KEY": "bench",
                     "GEMINI_BASE_URL": f"{self.sim_url}/gemini", "GEMINI_API_KEY": "bench",
                     "REPLICATE_BASE_URL": f"{self.sim_url}/replicate", "REPLICATE_API_TOKEN": "bench",
                     "MEDIAGATE_REQUEST_TIMEOUT_SECONDS": "600"})
@@ -181,7 +184,7 @@ class Gateway:
         port = procs.free_port()
         self.watch_file = self.tmp / f"loopwatch-{self.label}-{port}.json"
         argv = [sys.executable, str(BENCH / "loopwatch.py"), str(self.watch_file), "serve", "--host", "127.0.0.1",
-                "--port", str(port)]
+                "--port", str(port), "--specs", str(BENCH / "specs")]
         self.server = procs.Server(f"mediagate-{self.label}", argv, self.env(), self.tmp / f"gw-{self.label}.log",
                                    f"http://127.0.0.1:{port}/healthz", cwd=str(self.tmp))
         self.server.start(120)
@@ -231,7 +234,7 @@ async def _edit(session: aiohttp.ClientSession, base: str, model: str, images: l
     form = aiohttp.FormData()
     form.add_field("model", model)
     form.add_field("prompt", "bench edit")
-    form.add_field("response_format", "b64_json")
+    form.add_field("size", "1024x1024")
     for i, data in enumerate(images):
         form.add_field("image[]", data, filename=f"in{i}.png", content_type="image/png")
     t0 = time.monotonic()
@@ -265,9 +268,9 @@ def warm(gw: Gateway) -> float:
     async def go() -> None:
         async with _session() as s:
             for _ in range(3):
-                await _generate(s, gw.base, {"model": "dall-e-2", "prompt": "warm", "size": "256x256",
+                await _generate(s, gw.base, {"model": BENCH_MODEL, "prompt": "warm", "size": "256x256",
                                              "response_format": "b64_json"})
-                await _edit(s, gw.base, "gpt-image-1", [small])
+                await _edit(s, gw.base, EDIT_MODEL, [small])
                 await _edit(s, gw.base, "flux.2-pro", [small])
     asyncio.run(go())
     time.sleep(1.0)
@@ -279,7 +282,7 @@ def case_edit(gw: Gateway, images: list[bytes], copies: int) -> dict[str, Any]:
 
     async def go() -> list[tuple[int, int, float]]:
         async with _session() as s:
-            return await asyncio.gather(*(_edit(s, gw.base, "gpt-image-1", images) for _ in range(copies)))
+            return await asyncio.gather(*(_edit(s, gw.base, EDIT_MODEL, images) for _ in range(copies)))
     with Sampler(gw.pids) as sampler:
         results = asyncio.run(go())
     time.sleep(SETTLE_S)
@@ -289,11 +292,11 @@ def case_edit(gw: Gateway, images: list[bytes], copies: int) -> dict[str, Any]:
 
 
 def case_rss_200(gw: Gateway, mode: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": "gpt-image-1", "prompt": "bench [sim:noise]", "size": "1024x1024"}
+    body: dict[str, Any] = {"model": BENCH_MODEL, "prompt": "bench [sim:noise]", "size": "1024x1024"}
     if mode == "b64":
         body["response_format"] = "b64_json"
-    elif mode == "webp":
-        body.update({"model": "dall-e-2", "response_format": "b64_json", "output_format": "webp"})
+    elif mode == "webp":   # the upstream makes PNG only: the gateway converts
+        body.update({"response_format": "b64_json", "output_format": "webp"})
     else:
         body["response_format"] = "url"
     async def one() -> None:  # the simulator renders this image once and keeps it: the run measures the gateway

@@ -31,6 +31,7 @@ MIME_BY_EXT = {EXT[f]: MIME[f] for f in MIME}
 _SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
 WEBP_METHOD = 0                    # libwebp effort: 0 encodes a 1024x1024 image in about a third of method 4's time
                                    # for files about 10% larger (bench/RESULTS.md, webp_1024)
+WEBP_FALLBACK_METHOD = 4           # used when the fast method fails with a partition overflow (libwebp error 6)
 DEFAULT_QUALITY = {"jpeg": 90, "webp": 90, "avif": 75}
 
 
@@ -147,9 +148,17 @@ def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, In
                 kwargs["method"] = WEBP_METHOD
             if fmt == "avif":
                 kwargs["speed"] = 8
-            out.save(buf, _SAVE_AS[fmt], **kwargs)
+            try:
+                out.save(buf, _SAVE_AS[fmt], **kwargs)
+            except ValueError:
+                if fmt != "webp" or kwargs["method"] == WEBP_FALLBACK_METHOD:
+                    raise
+                # libwebp's fast methods can overflow their first partition (encoding error 6) on big, very
+                # detailed images; its slower analysis splits it and succeeds (4096² of noise: 4 s instead of 1.7)
+                buf = io.BytesIO()
+                out.save(buf, "WEBP", **{**kwargs, "method": WEBP_FALLBACK_METHOD})
             return buf.getvalue(), Info(fmt, out.width, out.height)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot convert image: {exc}") from None
 
 

@@ -169,12 +169,15 @@ def _gpt_image_2_size(size: str) -> tuple[int, int] | None:
     return dims if ok else None
 
 
+GENERIC_MAX_SIDE_PX = 4096   # a self-hosted server's largest side (SDXL/Flux servers go to 4K; the size bench needs 4096²)
+
+
 def _generic_size(size: str) -> tuple[int, int] | None:
-    """Generic servers: any WxH, both multiples of 8 within 64..2048."""
+    """Generic servers: any WxH, both multiples of 8 within 64..GENERIC_MAX_SIDE_PX."""
     dims = parse_wxh(size)
     if dims is None:
         return None
-    return dims if all(v % 8 == 0 and 64 <= v <= 2048 for v in dims) else None
+    return dims if all(v % 8 == 0 and 64 <= v <= GENERIC_MAX_SIDE_PX for v in dims) else None
 
 
 def resolve_size(spec: ModelSpec, size: Any, auto: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -201,7 +204,7 @@ def resolve_size(spec: ModelSpec, size: Any, auto: tuple[int, int] | None = None
     if dims is None:
         rule = ("width and height must be multiples of 16, at most 3840, with an aspect ratio between 1:3 "
                 "and 3:1 and between 655360 and 8294400 pixels" if spec.family == "gpt-image"
-                else "width and height must be multiples of 8 between 64 and 2048")
+                else f"width and height must be multiples of 8 between 64 and {GENERIC_MAX_SIDE_PX}")
         raise OpenAIError(400, f"Invalid value: '{size}'. Size must be 'auto' or WIDTHxHEIGHT; {rule}.",
                           param="size", code="invalid_value")
     return dims
