@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
@@ -205,6 +206,7 @@ def _decode_big(raw: bytes, a: int, b: int) -> str:
             j -= 1
         strs.append(orjson.loads(b'"' + raw[i:j] + b'"'))
         i = j
+        time.sleep(0)   # hand the GIL to a waiting event loop now, not after the switch interval
     return "".join(strs)
 
 
