@@ -433,7 +433,7 @@ def run_side(tmp: Path, sim_url: str, source: Path | None, label: str, cases: li
             elif case.startswith("rss_200_"):
                 out_case.update(case_rss_200(gw, case.rsplit("_", 1)[1]))
             elif case == "healthz_edit_5x37":
-                out_case.update(case_healthz_edit(gw, inputs["37"], "gpt-image-1"))
+                out_case.update(case_healthz_edit(gw, inputs["37"], EDIT_MODEL))
             elif case == "healthz_edit_5x37_json":
                 out_case.update(case_healthz_edit(gw, inputs["37"], "flux.2-pro"))
             elif case == "healthz_idle":

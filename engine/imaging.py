@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from mediagate import asciistr
+
 AVIF_MAX_SIDE_PX = 1600            # larger AVIF encodes are too slow to do inline; such images keep their format
 MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
 B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
@@ -117,7 +119,7 @@ def b64encode(data: bytes, prefix: str = "") -> str:
         piece = binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False)
         out[o:o + len(piece)] = piece
         o += len(piece)
-    return out.decode("ascii")
+    return asciistr.decode(out, checked=prefix.isascii())
 
 
 def b64decode(text: str) -> bytes:

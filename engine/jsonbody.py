@@ -20,6 +20,8 @@ from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 import orjson
 
+from mediagate import asciistr
+
 JSON_INLINE_BYTES = 1024 * 1024     # bodies up to this are (de)serialised inline: cheaper than a thread hop
 BIG_STRING_CHARS = 256 * 1024       # strings longer than this are moved slice by slice
 SLICE_CHARS = 1024 * 1024           # one slice: ~1 ms of GIL held at a time
@@ -197,7 +199,11 @@ def _closing_quote(raw: bytes, start: int) -> int:
 
 
 def _decode_big(raw: bytes, a: int, b: int) -> str:
-    """The content of a long JSON string without escapes, validated and decoded a slice at a time."""
+    """The content of a long JSON string without escapes, validated and decoded a slice at a time. Plain
+    ASCII (base64, data: URLs) is copied into its string with the GIL free (engine/asciistr.py); a join of
+    decoded slices would hold it for the whole string."""
+    if asciistr.ENABLED and asciistr.is_ascii(raw, a, b, json_string=True):
+        return asciistr.decode(raw, a, b, checked=True)
     strs: list[str] = []
     i = a
     while i < b:

@@ -1,0 +1,60 @@
+"""Big ASCII strings copied in with the GIL free must equal what `decode` makes, at every edge."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mediagate import asciistr, jsonbody
+
+SIZES = [0, 1, asciistr.MIN_BYTES - 1, asciistr.MIN_BYTES, asciistr.COPY_SLICE_BYTES - 1, asciistr.COPY_SLICE_BYTES,
+         asciistr.COPY_SLICE_BYTES + 1, 3 * asciistr.COPY_SLICE_BYTES + 17]
+
+
+def test_the_fast_path_is_on_for_this_interpreter() -> None:
+    assert asciistr.ENABLED, "CPython's compact ASCII layout check failed: big strings fall back to one-call decode"
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_decode_equals_the_plain_decode(size: int, kind: type) -> None:
+    raw = kind(os.urandom(size).hex().encode()[:size] + b"=")
+    for start, end in ((0, len(raw)), (1, len(raw) - 1), (7, len(raw))):
+        if end < start:
+            continue
+        got = asciistr.decode(raw, start, end)
+        want = bytes(raw[start:end]).decode("ascii")
+        assert got == want and type(got) is str and hash(got) == hash(want) and len(got) == end - start
+
+
+def test_a_big_string_from_the_fast_path_behaves_like_any_other() -> None:
+    raw = b"AB" * asciistr.COPY_SLICE_BYTES
+    s = asciistr.decode(raw)
+    assert s.isascii() and s[:4] == "ABAB" and s.count("A") == asciistr.COPY_SLICE_BYTES
+    assert s.encode() == raw and {s: 1}[raw.decode()] == 1
+    assert sys.getrefcount(s) == 2
+
+
+def test_non_ascii_content_takes_the_utf8_decode() -> None:
+    raw = ("é" * asciistr.MIN_BYTES).encode()
+    assert not asciistr.is_ascii(raw)
+    assert asciistr.decode(raw) == "é" * asciistr.MIN_BYTES
+
+
+def test_a_json_string_with_a_raw_control_character_is_still_refused() -> None:
+    body = b'{"b64": "' + b"A" * (jsonbody.BIG_STRING_CHARS + 10) + b'\x01"}'
+    with pytest.raises(ValueError):
+        jsonbody._slow_loads(body)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'),
+               min_size=1, max_size=64), st.integers(min_value=1, max_value=3))
+def test_big_json_strings_round_trip(unit: str, copies: int) -> None:
+    big = (unit * (jsonbody.BIG_STRING_CHARS // len(unit) + 2))[: jsonbody.BIG_STRING_CHARS + 1 + copies]
+    doc = {"data": [{"b64_json": big}] * copies, "note": "é"}
+    assert jsonbody._slow_loads(jsonbody.dumps(doc)) == doc
