@@ -16,7 +16,7 @@ function price(p) {
 
 function routeBadge(r) {
   const status = r.cooling_down ? ['cooling', 'cooling down'] : r.sandboxed ? ['sandbox', 'sandboxed']
-    : r.configured ? ['ok', 'configured'] : ['off', `not configured (set ${r.missing_secrets.join(', ')})`];
+    : r.configured ? ['ok', 'configured'] : ['off', `not configured (set ${r.missing_env.join(', ')})`];
   return el('li', {}, el('span', { class: 'provider' }, r.provider), ' ',
     el('span', { class: `badge ${status[0]}` }, status[1]),
     r.upstream_model !== undefined ? el('span', { class: 'muted' }, ` ${r.upstream_model}`) : null);

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mediagate import endpoint as ep
-from mediagate import errors
+from mediagate import api_providers, errors
 from mediagate.catalog import Model
 from mediagate.endpoint import endpoint
 from mediagate.errors import GatewayError
@@ -44,12 +44,8 @@ def _price_summary(model: Model) -> dict[str, Any] | None:
 def _detail(rt: Runtime, model: Model) -> dict[str, Any]:
     routes = []
     for r in sorted(model.routes, key=lambda r: r.priority):
-        sandboxed = rt.sandboxed(r.provider)
         routes.append({"provider": r.provider.id, "upstream_model": r.upstream_model, "priority": r.priority,
-                       "weight": r.weight, "sandboxed": sandboxed,
-                       "configured": sandboxed or not r.provider.missing_secrets,
-                       "missing_secrets": [] if sandboxed else list(r.provider.missing_secrets),
-                       "cooling_down": rt.health.cooling(r.provider.id)})
+                       "weight": r.weight, **api_providers.provider_state(rt, r.provider)})
     return {"lifecycle": model.spec.get("lifecycle"), "routes": routes, "price": _price_summary(model)}
 
 

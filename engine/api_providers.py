@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mediagate import endpoint as ep
 from mediagate import lifecycle
+from mediagate.provider import Provider
 from mediagate.endpoint import endpoint
 from mediagate.runtime import Runtime
 
@@ -32,15 +33,20 @@ def describe(rt: Runtime) -> list[dict[str, Any]]:
         out.append({
             "id": pid, "object": "provider", "slug": pid, "name": p.name,
             "description": p.spec.get("description", ""),
-            "configured": not p.missing_secrets,               # every secret one of its credential sets needs is set
-            "missing_env": [] if not p.missing_secrets else list(p.missing_secrets),
-            "sandboxed": rt.sandboxed(p),                      # the simulators answer for it on every request
-            "cooling_down": rt.health.cooling(pid),
+            **provider_state(rt, p),
             "cooldown_remaining_s": state.get("cooldown_remaining_s", 0.0),
             "consecutive_failures": state.get("consecutive_failures", 0),
             "models": served[pid],
         })
     return out
+
+
+def provider_state(rt: Runtime, p: Provider) -> dict[str, Any]:
+    """What a provider can do now, the same wherever it is shown (GET /v1/providers, a model's routes)."""
+    return {"configured": not p.missing_secrets,               # every secret one of its credential sets needs is set
+            "missing_env": list(p.missing_secrets),
+            "sandboxed": rt.sandboxed(p),                      # the simulators answer for it on every request
+            "cooling_down": rt.health.cooling(p.id)}
 
 
 @endpoint("providers.list")

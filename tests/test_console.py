@@ -86,7 +86,7 @@ def test_model_details_say_where_each_route_goes(keyed: GatewayThread) -> None:
     assert listed["gpt-image-1"]["routes"] == got["routes"]
     route = got["routes"][0]
     assert route["provider"] == "openai" and route["sandboxed"] is True and route["configured"] is True
-    assert route["cooling_down"] is False and route["missing_secrets"] == []
+    assert route["cooling_down"] is False and route["missing_env"] == []
     assert got["lifecycle"]["status"] == "retired"
     assert got["price"] == {"currency": "USD", "per_unit": {"image": {"min": 0.011, "max": 0.25}}}  # models.d/gpt-image-1.yaml
 
