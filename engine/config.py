@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 import platformdirs
 
 from mediagate.admission import DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+from mediagate.imaging import AVIF_MAX_SIDE_LIMIT_PX, AVIF_MAX_SIDE_PX
 
 DEFAULT_PORT = 8400
 MAX_JSON_BODY_BYTES = 4 * 1024 * 1024      # a JSON request larger than this is a 413
@@ -58,6 +59,7 @@ class Settings:
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     max_inflight_upload_bytes: int = DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
     request_retention_days: int = DEFAULT_REQUEST_RETENTION_DAYS
+    avif_max_side_px: int = AVIF_MAX_SIDE_PX   # larger images asked as AVIF keep their format (an adjustment)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -101,6 +103,9 @@ class Settings:
         s.request_retention_days = int(env.get("MEDIAGATE_REQUEST_RETENTION_DAYS", s.request_retention_days))
         if not 1 <= s.request_retention_days <= MAX_REQUEST_RETENTION_DAYS:
             raise ValueError(f"MEDIAGATE_REQUEST_RETENTION_DAYS must be between 1 and {MAX_REQUEST_RETENTION_DAYS}")
+        s.avif_max_side_px = int(env.get("MEDIAGATE_AVIF_MAX_SIDE_PX", s.avif_max_side_px))
+        if not 1 <= s.avif_max_side_px <= AVIF_MAX_SIDE_LIMIT_PX:
+            raise ValueError(f"MEDIAGATE_AVIF_MAX_SIDE_PX must be between 1 and {AVIF_MAX_SIDE_LIMIT_PX}")
         return s
 
 

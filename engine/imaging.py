@@ -15,7 +15,10 @@ from PIL import Image, UnidentifiedImageError
 
 from mediagate import asciistr
 
-AVIF_MAX_SIDE_PX = 1600            # larger AVIF encodes are too slow to do inline; such images keep their format
+AVIF_MAX_SIDE_PX = 1600            # default of MEDIAGATE_AVIF_MAX_SIDE_PX: AVIF encodes beyond it take seconds of a
+                                   # worker thread (4096² of detail: 2-6 s against 0.6 s at 1024²); such images keep
+                                   # their format, listed in metadata.adjustments
+AVIF_MAX_SIDE_LIMIT_PX = 16384     # the most the setting may say (AVIF's own limit is larger; this is the decode cap)
 MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
 B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
 B64_SLICE_BYTES = 768 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii

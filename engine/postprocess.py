@@ -53,10 +53,11 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     want = req.output_format
     if want is not None and (info.format != want or req.reencode):
         target = want
-        if want == "avif" and max(info.width, info.height) > imaging.AVIF_MAX_SIDE_PX:
+        if want == "avif" and max(info.width, info.height) > rt.settings.avif_max_side_px:
             target = info.format if info.format in imaging.MIME else "png"
             notes.append(adjustment("output_format", want, target,
-                                    f"AVIF is limited to {imaging.AVIF_MAX_SIDE_PX} pixels on the longest side"))
+                                    f"AVIF is limited to {rt.settings.avif_max_side_px} pixels on the longest side "
+                                    "(MEDIAGATE_AVIF_MAX_SIDE_PX)"))
         if target != info.format or req.reencode:
             source = data if data is not None else b64 or ""
             want_b64 = req.response_format == "b64_json"
