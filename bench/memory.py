@@ -490,6 +490,17 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 - An operation's `reply_skip` members (Replicate: the echoed `input`) are dropped as the reply arrives.
 - Measured (table below): orjson, json, binascii and `bytes.decode` all hold the GIL for the whole call,
   so `asyncio.to_thread` alone does not free the loop for big buffers; slicing does.
+- Making one big `str` is itself such a call: `"".join` of a decoded 16.8 MB base64 string held the GIL
+  40-55 ms here, most of it first-touch page faults of the new string (a VM faults fresh memory in slowly),
+  and py-spy put the `n=10` case's late /healthz answers exactly there. Big ASCII strings (base64, data:
+  URLs) are now allocated empty and filled by `ctypes.memmove` a slice at a time, which releases the GIL
+  (engine/asciistr.py); the slice thread also hands the GIL over after every slice (`time.sleep(0)`)
+  instead of waiting for the 1 ms switch interval.
+- How this is measured: the gateway is pinned to CPU 0 and the simulator, the clients and the /healthz
+  prober to CPU 1, the prober at real-time priority (SCHED_FIFO), so a late probe is the gateway's and not
+  the prober waiting behind a client reading 168 MB (`--no-pin` shares both CPUs). The loop watch
+  (bench/loopwatch.py) runs only in the /healthz cases: its own pings and kept stacks inflated a burst's
+  RSS "after" (+76 % against +13 % without it).
 """
 
 
@@ -502,7 +513,7 @@ def gil_probe() -> str:
     import orjson
 
     sys.path.insert(0, str(ROOT))
-    from mediagate import imaging, jsonbody
+    from mediagate import asciistr, imaging, jsonbody
 
     raw = os.urandom(37 * MB)
     text = base64.b64encode(raw).decode()
@@ -517,6 +528,10 @@ def gil_probe() -> str:
         ("json.loads, 168 MB", lambda: json.loads(blob)),
         (f"mediagate imaging.b64encode, 37 MB ({imaging.B64_SLICE_BYTES // 1024} KiB slices)", lambda: imaging.b64encode(raw)),
         (f"mediagate jsonbody._slow_loads, 168 MB (big strings in {jsonbody.SLICE_CHARS // 1024} KiB slices)", lambda: jsonbody._slow_loads(blob)),
+        ("str join of 16 x 1 MiB slices into 16.8 MB (what a sliced decode ends with)",
+         lambda: "".join([text[i:i + MB] for i in range(0, 16_800_000, MB)])),
+        ("mediagate asciistr.decode, 16.8 MB (memmove in slices, GIL free)",
+         lambda: asciistr.decode(blob, 0, 16_800_000, checked=True)),
     ]
 
     async def one(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -624,8 +639,10 @@ def main() -> int:
     meta = (f"Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))} UTC, {time.time() - started:.0f} s, "
             f"`bench/memory.py{' --compare ' + args.compare if args.compare else ''}`; this branch at `{commit}`"
             + (f", {args.compare} at `{compare_commit}`" if compare_commit else "")
-            + f"; {os.cpu_count()} CPUs shared with other work, load average {load0[0]:.2f} at start, {load1[0]:.2f} at end. "
-            "RSS: the gateway process, sampled every 5 ms (peak = highest sample); a fresh gateway per case; "
+            + f"; {os.cpu_count()} CPUs shared with other work, load average {load0[0]:.2f} at start, {load1[0]:.2f} at end"
+            + (f"; gateway pinned to CPU {PIN['gateway']}, simulator, clients and prober to CPU "
+               f"{','.join(map(str, sorted(PIN['others'])))} (prober SCHED_FIFO). " if PIN is not None else ". ")
+            + "RSS: the gateway process, sampled every 5 ms (peak = highest sample); a fresh gateway per case; "
             f"'after' read {SETTLE_S:g} s after the load. Upload budget (MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES) at its "
             f"default, {budget_mb} MiB.")
     print("\n" + meta + "\n\n" + text + "\n")
