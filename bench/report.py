@@ -162,6 +162,12 @@ def conversions(r: dict[str, Any]) -> list[dict[str, Any]]:
             row["ratio"] = round(row["gateway_added_ms"] / row["floor_total_ms"], 2)
         else:
             row["ratio"] = None
+        # CPU: the gateway's whole request (passthrough included) against Pillow's decode + encode; steadier than
+        # wall time on a busy machine, and it counts an encoder's extra threads on both sides
+        if converted and row["gateway_cpu_ms"] is not None and row["floor_cpu_ms"]:
+            row["cpu_ratio"] = round(row["gateway_cpu_ms"] / row["floor_cpu_ms"], 2)
+        else:
+            row["cpu_ratio"] = None
         out.append(row)
     return out
 
@@ -228,8 +234,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     name = f"peak RSS <= {TARGET_RSS_200_MB:g} MB with 200 concurrent 3 MB-PNG requests (rss_200)"
     if rss:
         row(name, f"{rss['peak_rss_mb']:.0f} MB", rss["peak_rss_mb"] <= TARGET_RSS_200_MB and not rss.get("errors"),
-            f"RSS before load {rss['rss_before_mb']:.0f} MB; {rss['throughput_rps']:.0f} req/s; {rss['errors']} errors"
-            + _disturbed(rss, lim))
+            f"RSS before load {rss['rss_before_mb']:.0f} MB, "
+            f"{(rss['peak_rss_mb'] - rss['rss_before_mb']) / 200:.2f} MB per request in flight; "
+            f"{rss['throughput_rps']:.0f} req/s; {rss['errors']} errors" + _disturbed(rss, lim))
     else:
         row(name, "—", None)
 
@@ -254,7 +261,8 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             row(name, f"{cv['ratio']:.2f}x", cv["ratio"] <= TARGET_CONVERT_RATIO,
                 f"gateway +{cv['gateway_added_ms']:.0f} ms over the direct PNG call vs Pillow "
                 f"{cv['floor_total_ms']:.0f} ms (decode {cv['floor_decode_ms']:.0f} + encode "
-                f"{cv['floor_encode_ms']:.0f})")
+                f"{cv['floor_encode_ms']:.0f}); CPU {_fmt(cv.get('cpu_ratio'), 2)}x (gateway "
+                f"{_fmt(cv['gateway_cpu_ms'], 0)} ms per request vs Pillow {_fmt(cv['floor_cpu_ms'], 0)} ms)")
         else:
             row(name, "—", None, str(cv.get("floor_error") or "")[:200])
 
@@ -396,9 +404,10 @@ def _size_tables(r: dict[str, Any]) -> list[str]:
               "Gateway time per image = its p50 minus the direct PNG call's (one connection). Floor = Pillow alone in "
               "a bare Python process pinned to the gateway's CPU: decode the same PNG, encode it with the gateway's "
               "settings (engine/imaging.py), median of a few runs.", "",
-              "| case | answered | gateway time per image ms | gateway CPU ms / image | Pillow decode ms | "
-              "Pillow encode ms | Pillow total ms | gateway / Pillow | output KB gateway / Pillow | note |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+              "| case | answered | gateway time per image ms | Pillow decode ms | Pillow encode ms | Pillow total ms | "
+              "gateway / Pillow (time) | gateway CPU ms / request | Pillow CPU ms | gateway / Pillow (CPU) | "
+              "output KB gateway / Pillow | note |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
         for cv in conv:
             note = ""
             if not cv["converted"]:
@@ -408,8 +417,9 @@ def _size_tables(r: dict[str, Any]) -> list[str]:
             if cv.get("floor_error"):
                 note += f" floor failed: {cv['floor_error'][:120]}"
             L.append(f"| {cv['case']} | {cv['answer_format']} | {_fmt(cv['gateway_added_ms'], 0)} | "
-                     f"{_fmt(cv['gateway_cpu_ms'], 0)} | {_fmt(cv['floor_decode_ms'], 0)} | "
-                     f"{_fmt(cv['floor_encode_ms'], 0)} | {_fmt(cv['floor_total_ms'], 0)} | {_fmt(cv['ratio'], 2)} | "
+                     f"{_fmt(cv['floor_decode_ms'], 0)} | {_fmt(cv['floor_encode_ms'], 0)} | "
+                     f"{_fmt(cv['floor_total_ms'], 0)} | {_fmt(cv['ratio'], 2)} | {_fmt(cv['gateway_cpu_ms'], 0)} | "
+                     f"{_fmt(cv['floor_cpu_ms'], 0)} | {_fmt(cv.get('cpu_ratio'), 2)} | "
                      f"{_fmt(_kb(cv['out_bytes']), 0)} / {_fmt(_kb(cv['floor_out_bytes']), 0)} | {note} |")
     L.append("")
     return L
@@ -498,6 +508,8 @@ def markdown(r: dict[str, Any]) -> str:
             continue
         if "points" in c:
             L += _case_table(case, c, s)
+            if c.get("note"):
+                L += ["", str(c["note"])]
             samples = _error_samples(c)
             if samples:
                 L += ["", "Errors and logs:", ""] + samples
