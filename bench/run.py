@@ -66,7 +66,7 @@ HEADLINE_CASE = "b64_256"       # open loop at --rates and saturation at --concu
 # Every size case also runs one connection (sequential: the added latency without queueing). The big sizes run at
 # low concurrency so a full run stays near 20 minutes on 2 cores: the simulator renders a 4096² noise PNG
 # (50 MB, over its cache's per-entry cap) anew for every request, about 2.7 s of the aux CPU.
-SIZE_LOAD: dict[int, tuple[int, float, int]] = {256: (64, 10.0, 20), 1024: (16, 8.0, 8), 2048: (4, 8.0, 3),
+SIZE_LOAD: dict[int, tuple[int, float, int]] = {256: (64, 10.0, 20), 1024: (16, 6.0, 8), 2048: (4, 6.0, 3),
                                                 4096: (2, 15.0, 1)}
 # Conversions run one encode after another on the gateway's one CPU (AVIF 1024²: ~1 s, WebP 4096² of noise: ~4 s):
 # two connections show the queueing without timing out.
