@@ -77,8 +77,12 @@ CONVERT_TIMEOUT_S = 90.0
 QUICK_SECONDS = {256: 3.0, 1024: 3.0, 2048: 4.0, 4096: 8.0}
 RSS_SIDE = 1024                 # rss_200: a 1024² noise PNG is 3.1 MB (4.2 MB of base64)
 RSS_CONCURRENCY = 200
-NA_REASON = {"litellm": "LiteLLM's proxy has no image format conversion (it forwards the upstream's bytes)",
-             "portkey": "Portkey's gateway has no image format conversion (it forwards the upstream's bytes)"}
+# A peer given the mediagate body forwards output_format and passes on what the upstream makes: the simulator's
+# generic server makes WebP itself when asked (not AVIF), which bench-image's PNG-only server would not.
+NA_REASON = {"litellm": "LiteLLM's proxy converts nothing itself: it forwards output_format and passes on what the "
+                        "upstream makes",
+             "portkey": "Portkey's gateway converts nothing itself: it forwards the body and passes on what the "
+                        "upstream makes"}
 URL_NOTE = ("url: mediagate asks the upstream for base64 (the model's `values`), stores the image and answers its "
             "own signed /v1/media URL, so the bytes pass through it; the peers and direct ask the upstream for a URL "
             "and hand the simulator's URL on, so no image bytes pass through them")
