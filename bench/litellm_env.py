@@ -18,7 +18,14 @@ from typing import Callable
 # [proxy] extra from the package index this machine reaches: their extra pins litellm-proxy==<version> /
 # litellm-proxy-extras==0.4.1xx.postN, which that index does not have. 1.106.12 resolves and starts offline.
 LITELLM_VERSION = "1.106.12"
-MODELS = ("dall-e-2", "dall-e-3", "gpt-image-1")
+MODELS = ("bench-image",)   # bench/specs/bench-image.yaml: the simulator serves it as a generic OpenAI-compatible server
+
+# LiteLLM's openai provider picks the image parameters it lets through by model name, and takes an unknown name
+# for gpt-image, which has no response_format (1.106.12: litellm/llms/openai/image_generation/__init__.py), so it
+# refused `response_format` for bench-image with UnsupportedParamsError. base_model names the parameter set to
+# use instead (images/main.py reads it); dall-e-2's is n, response_format, quality, size, user. The body sent
+# upstream keeps model bench-image.
+BASE_MODEL = "dall-e-2"
 
 VENV = Path(__file__).resolve().parent / ".venv-litellm"
 
@@ -79,7 +86,8 @@ def config_text(openai_base: str) -> str:
                   "    litellm_params:",
                   f"      model: openai/{model}",
                   "      api_key: os.environ/BENCH_UPSTREAM_KEY",
-                  f"      api_base: {openai_base}"]
+                  f"      api_base: {openai_base}",
+                  f"      base_model: {BASE_MODEL}"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""mediagate benchmark: mediagate vs. LiteLLM's proxy vs. the upstream called directly, in one run.
+"""mediagate benchmark: mediagate vs. LiteLLM's proxy vs. Portkey's gateway vs. the upstream called directly.
 
-    .venv/bin/python bench/run.py [--quick] [--cases b64_256,png_1024,...] [--out bench/RESULTS.md]
+    .venv/bin/python bench/run.py [--quick] [--cases b64_256,b64_1024,webp_1024,...] [--systems ...] [--out F]
 
 Starts, on free loopback ports, the provider simulator (``python -m sandbox --latency-ms 0``), mediagate
-(``mediagate serve``, every provider pointed at that simulator, sandbox off) and LiteLLM's proxy (pinned,
-in bench/.venv-litellm, created on first use) configured against the same simulator. Each gateway is one
-process pinned to its own CPU; the simulator and the load generators share the other CPU, the same for
-every system. Each case drives each system with the same load: open loop at fixed rates (latency counted
-from the scheduled send time) and closed loop at saturation. Writes RESULTS.md and results.json.
+(``mediagate serve --specs bench/specs``, every provider pointed at that simulator, sandbox off), LiteLLM's
+proxy (pinned, in bench/.venv-litellm, created on first use) and Portkey's gateway (pinned, npm-installed into
+bench/.portkey on first use), both configured against the same simulator. Each gateway is one process pinned
+to its own CPU; the simulator and the load generators share the other CPU, the same for every system.
+
+Cases (``--cases``): ``b64_S`` and ``url_S`` pass a noisy S×S PNG of the bench's own model (bench-image) through
+(S = 256, 1024, 2048, 4096); ``webp_S``/``avif_S`` make mediagate convert it (S = 1024, 4096), timed against
+Pillow's own decode + encode of the same image in a bare process; ``n4_latency`` (fan-out), ``fal_async``
+(polling) and ``rss_200`` (200 concurrent 3 MB PNGs). b64_256 runs open loop at ``--rates`` (latency counted
+from the scheduled send time) and closed loop at saturation; the other size cases run one connection and a few.
+Writes RESULTS.md and results.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -38,29 +45,75 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from mediagate import imaging  # noqa: E402  (the conversion floor uses the gateway's own encoder settings)
+
 import litellm_env  # noqa: E402
+import portkey_env  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
-ALL_CASES = ("b64_256", "png_1024", "webp_1024", "n4_latency", "fal_async", "rss_200")
-SYSTEMS = ("direct", "mediagate", "litellm")
-RATE_CASES = ("b64_256", "png_1024", "webp_1024")
-
-_256 = {"model": "dall-e-2", "prompt": "bench", "size": "256x256", "response_format": "b64_json"}
-_1024 = {"model": "gpt-image-1", "prompt": "bench", "size": "1024x1024"}
-_WEBP_UP = {"model": "dall-e-2", "prompt": "bench", "size": "1024x1024", "response_format": "b64_json"}
-BODIES: dict[str, dict[str, dict[str, Any] | None]] = {
-    "b64_256": {"direct": _256, "mediagate": _256, "litellm": _256},
-    # gpt-image answers base64 on its own; mediagate would answer a URL unless asked for b64_json
-    "png_1024": {"direct": _1024, "mediagate": {**_1024, "response_format": "b64_json"}, "litellm": _1024},
-    # the gateway converts PNG -> WebP; "direct" gets exactly what mediagate sends upstream (no output_format)
-    "webp_1024": {"direct": _WEBP_UP, "mediagate": {**_WEBP_UP, "output_format": "webp"}, "litellm": None},
-}
-NA_REASON = {("webp_1024", "litellm"): "LiteLLM's proxy has no image format conversion"}
-N4_BODY = {"model": "dall-e-3", "prompt": "bench [sim:latency=200]", "response_format": "b64_json"}
+MODEL = "bench-image"            # bench/specs/bench-image.yaml: local-openai server model, PNG only, 256-4096 px
+NOISE_PROMPT = "bench [sim:noise]"  # random pixels: incompressible PNGs, the realistic worst case (bench/memory.py)
+SIZES = (256, 1024, 2048, 4096)
+CONVERT_SIZES = (1024, 4096)
+SIZE_CASES = tuple(f"{mode}_{side}" for mode in ("b64", "url") for side in SIZES)
+CONVERT_CASES = tuple(f"{fmt}_{side}" for fmt in ("webp", "avif") for side in CONVERT_SIZES)
+ALL_CASES = (*SIZE_CASES, *CONVERT_CASES, "n4_latency", "fal_async", "rss_200")
+SYSTEMS = ("direct", "mediagate", "litellm", "portkey")
+PEERS = ("litellm", "portkey")
+HEADLINE_CASE = "b64_256"       # open loop at --rates and saturation at --concurrency; the targets are read here
+# Per side: (connections of the throughput / CPU / RSS point, seconds per point in a full run, warm-up requests).
+# Every size case also runs one connection (sequential: the added latency without queueing). The big sizes run at
+# low concurrency so a full run stays near 20 minutes on 2 cores: the simulator renders a 4096² noise PNG
+# (50 MB, over its cache's per-entry cap) anew for every request, about 2.7 s of the aux CPU.
+SIZE_LOAD: dict[int, tuple[int, float, int]] = {256: (64, 10.0, 20), 1024: (16, 6.0, 8), 2048: (4, 6.0, 3),
+                                                4096: (2, 15.0, 1)}
+# Conversions run one encode after another on the gateway's one CPU (AVIF 1024²: ~1 s, WebP 4096² of noise: ~4 s):
+# two connections show the queueing without timing out.
+CONVERT_LOAD: dict[int, tuple[int, float, int]] = {1024: (2, 8.0, 2), 4096: (2, 15.0, 1)}
+# Per-request timeout (s) by side; 256² uses --timeout. A request that queues behind big ones must not time out.
+SIZE_TIMEOUT_S = {1024: 30.0, 2048: 30.0, 4096: 90.0}
+CONVERT_TIMEOUT_S = 90.0
+QUICK_SECONDS = {256: 3.0, 1024: 3.0, 2048: 4.0, 4096: 8.0}
+RSS_SIDE = 1024                 # rss_200: a 1024² noise PNG is 3.1 MB (4.2 MB of base64)
+RSS_CONCURRENCY = 200
+# A peer given the mediagate body forwards output_format and passes on what the upstream makes: the simulator's
+# generic server makes WebP itself when asked (not AVIF), which bench-image's PNG-only server would not.
+NA_REASON = {"litellm": "LiteLLM's proxy converts nothing itself: it forwards output_format and passes on what the "
+                        "upstream makes",
+             "portkey": "Portkey's gateway converts nothing itself: it forwards the body and passes on what the "
+                        "upstream makes"}
+URL_NOTE = ("url: mediagate asks the upstream for base64 (the model's `values`), stores the image and answers its "
+            "own signed /v1/media URL, so the bytes pass through it; the peers and direct ask the upstream for a URL "
+            "and hand the simulator's URL on, so no image bytes pass through them")
+# n=4 on a model whose upstream takes one image per call: gemini-3-pro-image (models.d, active, limits.n 1 on
+# its first route, the Gemini API) is fanned out into 4 calls. bench-image cannot show it: its upstream takes n.
+N4_BODY = {"model": "gemini-3-pro-image", "prompt": "bench [sim:latency=200]", "response_format": "b64_json"}
+AVIF_SPEED = 8                  # engine/imaging.py convert() passes speed=8 (a literal there, not a constant)
 FAL_MODEL = "fal/flux.1-schnell"
 FAL_JOB_MS = 300
 FAL_SWEEP_MS = (300, 500, 1000, 2000, 3000)
+
+
+def case_kind(case: str) -> tuple[str, int]:
+    """``b64_1024`` -> ("b64", 1024); also webp/avif."""
+    mode, _, side = case.partition("_")
+    return mode, int(side)
+
+
+def case_body(case: str, system: str) -> dict[str, Any] | None:
+    """The request body ``system`` gets in a size or conversion case (None: not applicable).
+
+    Conversions: mediagate asks for WebP/AVIF of a model whose upstream makes PNG only, so the gateway converts;
+    "direct" gets exactly what mediagate sends upstream (a base64 PNG of the same size)."""
+    mode, side = case_kind(case)
+    base = {"model": MODEL, "prompt": NOISE_PROMPT, "size": f"{side}x{side}",
+            "response_format": "url" if mode == "url" else "b64_json"}
+    if mode in ("webp", "avif"):
+        if system in PEERS:
+            return None
+        return {**base, "output_format": mode} if system == "mediagate" else base
+    return base
 
 
 def log(msg: str) -> None:
@@ -80,13 +133,15 @@ class Bench:
         self.sim: procs.Server | None = None
         self.servers: dict[str, procs.Server] = {}
         self.sim_url = ""
-        self.litellm_error: str | None = None
-        self.litellm_version: str | None = None
+        self.peer_error: dict[str, str] = {}      # peer -> why it cannot run (install or start failed)
+        self.peer_version: dict[str, str] = {}
         self.results: dict[str, Any] = {"cases": {}, "notes": []}
         self.loadgen_cpu_s = 0.0
         self.quiet_budget = args.quiet_budget
         self.retry_budget = args.retry_budget
         self.restart_budget = 3
+        self.checked: dict[tuple[str, str], dict[str, Any]] = {}
+        self.upstream_png: dict[str, bytes] = {}   # case -> the PNG the upstream made (the conversion floor's input)
 
     # ---------------------------------------------------------------- processes
     def base_env(self) -> dict[str, str]:
@@ -114,12 +169,14 @@ class Bench:
                "OPENAI_BASE_URL": f"{self.sim_url}/openai/v1", "OPENAI_API_KEY": "bench",
                "FAL_QUEUE_URL": f"{self.sim_url}/fal/queue", "FAL_KEY": "bench",
                "GEMINI_BASE_URL": f"{self.sim_url}/gemini", "GEMINI_API_KEY": "bench",
+               "LOCAL_OPENAI_BASE_URL": f"{self.sim_url}/openai/v1", "LOCAL_OPENAI_API_KEY": "bench",
                "MEDIAGATE_MEDIA_DIR": str(media), "MEDIAGATE_RELOAD_SECONDS": "0",
                "MEDIAGATE_API_KEYS": self.key}
         # `python -m mediagate.cli serve` is exactly what the `mediagate serve` console script runs; started this way
         # the process does not match a `pkill -f "mediagate serve"` someone else may run on a shared machine
         # (during development a gateway under test was twice killed by an outside SIGTERM).
-        argv = [self.python, "-m", "mediagate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [self.python, "-m", "mediagate.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--specs",
+                str(BENCH / "specs")]
         srv = procs.Server("mediagate", argv, env, self.tmp / "mediagate.log", f"http://127.0.0.1:{port}/healthz",
                            cpus=self.gw_cpus, cwd=str(ROOT))
         srv.port = port  # type: ignore[attr-defined]
@@ -136,24 +193,33 @@ class Bench:
         srv.port = port  # type: ignore[attr-defined]
         return srv
 
+    def portkey_server(self) -> procs.Server:
+        port = procs.free_port()
+        srv = procs.Server("portkey", portkey_env.argv(port), portkey_env.env(self.base_env()),
+                           self.tmp / "portkey.log", f"http://127.0.0.1:{port}/", cpus=self.gw_cpus,
+                           cwd=str(self.tmp))
+        srv.port = port  # type: ignore[attr-defined]
+        return srv
+
     def ensure(self, system: str, fresh: bool = False) -> bool:
         """Have ``system``'s gateway running (restarted if ``fresh``); False when it cannot run."""
         if system == "direct":
             return True
-        if system == "litellm" and self.litellm_error:
+        if system in self.peer_error:
             return False
         srv = self.servers.get(system)
         if srv is not None and srv.alive() and not fresh:
             return True
         if srv is not None:
             srv.stop()
-        srv = self.mediagate_server() if system == "mediagate" else self.litellm_server()
+        srv = {"mediagate": self.mediagate_server, "litellm": self.litellm_server,
+               "portkey": self.portkey_server}[system]()
         try:
             took = srv.start(180)
         except RuntimeError as exc:
-            if system == "litellm":
-                self.litellm_error = str(exc)
-                log(f"LiteLLM proxy did not start: {exc}")
+            if system in PEERS:
+                self.peer_error[system] = f"did not start: {exc}"
+                log(f"{system} did not start: {exc}")
                 return False
             raise
         self.servers[system] = srv
@@ -171,7 +237,12 @@ class Bench:
         return f"http://127.0.0.1:{self.servers[system].port}/v1/images/generations"  # type: ignore[attr-defined]
 
     def headers(self, system: str) -> dict[str, str]:
+        if system == "portkey":
+            return portkey_env.headers(f"{self.sim_url}/openai/v1", "bench")
         return {"Authorization": "Bearer " + ("bench" if system == "direct" else self.key)}
+
+    def unavailable_reason(self, system: str) -> str:
+        return self.peer_error.get(system, "did not start")
 
     def stop_all(self) -> None:
         for srv in self.servers.values():
@@ -204,35 +275,43 @@ class Bench:
 
     def describe_answer(self, system: str, body: dict[str, Any]) -> str:
         """What ``system`` answers to ``body`` (status, and the image format it returned), for an N/A row."""
-        import base64
         status, data, _ = self.post(system, body)
         if status != 200:
             return f"probe with the mediagate body: HTTP {status}: {data[:200].decode('utf-8', 'replace')}"
         try:
             item = json.loads(data)["data"][0]
-            head = base64.b64decode((item.get("b64_json") or "")[:64])
-            kind = "WebP" if head.startswith(b"RIFF") else "PNG" if head.startswith(b"\x89PNG") else repr(head[:8])
+            kind = image_format(base64.b64decode((item.get("b64_json") or "")[:64]))
             return f"probe with the mediagate body: HTTP 200 with a {kind} image"
         except (ValueError, KeyError, IndexError, TypeError):
             return f"probe with the mediagate body: HTTP 200, unreadable: {data[:120].decode('utf-8', 'replace')}"
 
     def check_and_warm(self, case: str, system: str, body: dict[str, Any], count: int = 20) -> str | None:
-        """Validate one answer (200 + base64 image of the right size) and warm up; the problem, if any."""
-        status, data, _ = self.post(system, body)
+        """Validate one answer (200 + an image of the expected format, inline or behind its URL) and warm up;
+        the problem, if any. What the answer held is kept in ``self.checked[(case, system)]``."""
+        status, data, took = self.post(system, body)
         if status != 200:
             return f"HTTP {status}: {data[:300].decode('utf-8', 'replace')}"
         try:
             doc = json.loads(data)
             item = doc["data"][0]
-            if not item.get("b64_json"):
-                return f"200 without data[0].b64_json: {data[:300].decode('utf-8', 'replace')}"
-            import base64
-            head = base64.b64decode(item["b64_json"][:64])
-            want = b"RIFF" if body.get("output_format") == "webp" else b"\x89PNG"
-            if not head.startswith(want):
-                return f"200 but the image starts with {head[:8]!r}, expected {want!r}"
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            if item.get("b64_json"):
+                image = base64.b64decode(item["b64_json"])
+            elif item.get("url"):
+                with urllib.request.urlopen(item["url"], timeout=60) as resp:
+                    image = resp.read()
+            else:
+                return f"200 without data[0].b64_json or url: {data[:300].decode('utf-8', 'replace')}"
+        except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
             return f"unreadable 200 body ({exc}): {data[:200].decode('utf-8', 'replace')}"
+        want = expected_format(body)
+        got = image_format(image)
+        if got != want:
+            return f"200 but the image is {got}, expected {want}"
+        adjustments = (doc.get("metadata") or {}).get("adjustments") or []
+        self.checked[(case, system)] = {"answer_bytes": len(data), "image_bytes": len(image), "image_format": got,
+                                        "first_request_s": round(took, 3), "adjustments": adjustments}
+        if system == "direct" and got == "png":
+            self.upstream_png[case] = image
         for _ in range(count - 1):
             self.post(system, body)
         return None
@@ -264,8 +343,10 @@ class Bench:
                 self.quiet_budget -= 1.0
 
     def measure(self, case: str, system: str, body_path: Path, *, rate: float | None = None,
-                concurrency: int | None = None, duration: float) -> dict[str, Any]:
+                concurrency: int | None = None, duration: float, expect: str = "b64_json",
+                timeout: float | None = None) -> dict[str, Any]:
         srv = self.server_of(system)
+        timeout = timeout or self.args.timeout
         assert self.sim is not None
         waited = self.wait_quiet(srv)
         all0, own0, harness0 = procs.core_times(), self.own_servers_cpu(), _self_cpu()
@@ -282,22 +363,23 @@ class Bench:
         if rate is not None:
             argv = taskset + [self.python, str(BENCH / "loadgen.py"), "--url", self.url(system), "--body-file",
                               str(body_path), "--rate", str(rate), "--duration", str(duration),
-                              "--timeout", str(self.args.timeout), "--max-inflight", str(self.args.max_inflight)]
+                              "--timeout", str(timeout), "--max-inflight", str(self.args.max_inflight),
+                              "--expect", expect]
             argv += [x for k, v in hdrs.items() for x in ("--header", f"{k}: {v}")]
             tool = "loadgen (open loop)"
         elif self.wrk:
             argv = taskset + [self.wrk, "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout",
-                              f"{self.args.timeout:g}s", "-s", str(BENCH / "wrk_post.lua")]
+                              f"{timeout:g}s", "-s", str(BENCH / "wrk_post.lua")]
             argv += [x for k, v in hdrs.items() for x in ("-H", f"{k}: {v}")]
             argv += [self.url(system), "--", str(body_path)]
             tool = "wrk (closed loop)"
         else:
             argv = taskset + [self.python, str(BENCH / "loadgen.py"), "--url", self.url(system), "--body-file",
                               str(body_path), "--concurrency", str(concurrency), "--duration", str(duration),
-                              "--timeout", str(self.args.timeout)]
+                              "--timeout", str(timeout), "--expect", expect]
             argv += [x for k, v in hdrs.items() for x in ("--header", f"{k}: {v}")]
             tool = "loadgen (closed loop)"
-        rc, lg_cpu, out = procs.run_measured(argv, out_file, duration + 2 * self.args.timeout + 30)
+        rc, lg_cpu, out = procs.run_measured(argv, out_file, duration + 2 * timeout + 30)
         sampler.stop()
         self.loadgen_cpu_s += lg_cpu
         alive = srv.alive()
@@ -309,7 +391,8 @@ class Bench:
                  - lg_cpu)
         peak = procs.peak_rss_mb(pids_after) if peak_reset else sampler.peak
         res: dict[str, Any] = {"case": case, "system": system, "tool": tool,
-                               "load": f"{rate:g} req/s" if rate is not None else f"saturation c={concurrency}",
+                               "load": (f"{rate:g} req/s" if rate is not None else "1 connection" if concurrency == 1
+                                        else f"closed loop c={concurrency}"),
                                "rate": rate, "concurrency": concurrency, "loadgen_exit": rc,
                                "loadgen_cpu_s": round(lg_cpu, 3), "wall_s": round(time.monotonic() - wall0, 2)}
         parsed = _parse_loadgen(out, tool)
@@ -371,46 +454,95 @@ class Bench:
         path.write_text(json.dumps(body))
         return path
 
-    def case_rates(self, case: str) -> dict[str, Any]:
+    def case_size(self, case: str) -> dict[str, Any]:
+        """A size or conversion case: every applicable system checked, warmed and driven with the same load.
+
+        Points: (b64_256 only) open loop at ``--rates`` and closed loop at ``--concurrency``; (every case) one
+        connection, sequential, for the added latency without queueing; (the others) a few connections for
+        throughput, CPU per request and peak RSS per request in flight."""
+        mode, side = case_kind(case)
+        convert = mode in ("webp", "avif")
+        conc, seconds, warm = (CONVERT_LOAD if convert else SIZE_LOAD)[side]
+        timeout = CONVERT_TIMEOUT_S if convert else SIZE_TIMEOUT_S.get(side)
+        if self.args.quick:
+            seconds, warm = QUICK_SECONDS[side], min(warm, 3)
+        if self.args.duration_given:
+            seconds = self.args.duration
         systems = [s for s in SYSTEMS if s in self.args.systems]
-        out: dict[str, Any] = {"points": [], "unavailable": {}}
+        out: dict[str, Any] = {"points": [], "unavailable": {}, "side": side, "mode": mode, "seconds": seconds}
         for system in systems:
-            if system != "direct":
-                if BODIES[case][system] is None:
-                    why = NA_REASON.get((case, system), "not applicable")
-                    probe = BODIES[case]["mediagate"]
-                    if probe is not None and self.ensure(system):
-                        why += "; " + self.describe_answer(system, probe)
-                    out["unavailable"][system] = why
-                    continue
-                if not self.ensure(system, fresh=True):
-                    out["unavailable"][system] = f"did not start: {self.litellm_error}"
-                    continue
+            if system == "direct":
+                continue
+            if case_body(case, system) is None:
+                why = NA_REASON.get(system, "not applicable")
+                if self.ensure(system):
+                    why += "; " + self.describe_answer(system, {**(case_body(case, "mediagate") or {}),
+                                                                "size": "256x256"})
+                out["unavailable"][system] = why
+            elif not self.ensure(system, fresh=True):
+                out["unavailable"][system] = self.unavailable_reason(system)
         live = [s for s in systems if s not in out["unavailable"]]
         files = {}
         for system in list(live):
-            body = BODIES[case][system]
+            body = case_body(case, system)
             assert body is not None
-            problem = self.check_and_warm(case, system, body)
+            problem = self.check_and_warm(case, system, body, count=warm)
             if problem:
                 log(f"{case}/{system}: check failed: {problem}")
                 out["unavailable"][system] = f"check request failed: {problem}"
                 live.remove(system)
                 continue
             files[system] = self.body_file(case, system, body)
-        for rate in self.args.rates:
+        out["answers"] = {s: self.checked.get((case, s)) for s in live}
+        expect = '"url"' if mode == "url" else "b64_json"
+        loads: list[dict[str, Any]] = []
+        if case == HEADLINE_CASE:
+            loads += [{"rate": rate, "duration": self.args.duration} for rate in self.args.rates]
+        loads.append({"concurrency": 1, "duration": seconds})
+        answer = self.checked.get((case, "mediagate")) or {}
+        if convert and answer.get("image_format") != mode:
+            # not converted (AVIF above the gateway's inline limit): the more-connections point would repeat b64_S
+            out["note"] = f"mediagate answered {answer.get('image_format')}: only the one-connection point is measured"
+        else:
+            loads.append({"concurrency": self.args.concurrency if case == HEADLINE_CASE else conc,
+                          "duration": self.args.duration if case == HEADLINE_CASE else seconds})
+        for load in loads:
             for system in live:
-                res = self.measure_stable(case, system, files[system], rate=rate, duration=self.args.duration)
+                res = self.measure_stable(case, system, files[system], expect=expect, timeout=timeout, **load)
                 log(_line(res))
                 out["points"].append(res)
-        for system in live:
-            res = self.measure_stable(case, system, files[system], concurrency=self.args.concurrency,
-                                      duration=self.args.duration)
-            log(_line(res))
-            out["points"].append(res)
+                self.clear_media()
         _add_overhead(out["points"])
+        if mode in ("webp", "avif") and case in self.upstream_png:
+            out["floor"] = self.pillow_floor(case, self.upstream_png[case], mode)
+            log(f"{case}: Pillow floor {out['floor']}")
         out["mediagate_log"] = self.mediagate_log_summary()
         return out
+
+    def clear_media(self) -> None:
+        """mediagate stores every url answer (and a 4096² one is 50 MB): empty its media dir between points."""
+        media = self.tmp / "media"
+        for path in media.rglob("*"):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+    def pillow_floor(self, case: str, png: bytes, fmt: str) -> dict[str, Any]:
+        """Pillow's own time for the conversion the gateway does, in a bare Python process (Pillow only) pinned to
+        the gateway's CPU: decode the upstream's PNG, encode with the gateway's settings (engine/imaging.py)."""
+        src = self.tmp / f"floor-{case}.png"
+        src.write_bytes(png)
+        reps = FLOOR_REPS_QUICK if self.args.quick else FLOOR_REPS
+        settings = floor_settings(fmt)
+        taskset = ["taskset", "-c", self.gw_cpus] if self.gw_cpus else []
+        argv = taskset + [self.python, "-c", FLOOR_SCRIPT, str(src), fmt, json.dumps(settings),
+                          str(reps[case_kind(case)[1]])]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=self.base_env())
+        if proc.returncode != 0:
+            return {"error": (proc.stderr or proc.stdout)[-500:]}
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["settings"] = settings
+        res["png_bytes"] = len(png)
+        return res
 
     def case_n4(self) -> dict[str, Any]:
         reps = self.args.n4_reps
@@ -431,22 +563,10 @@ class Bench:
                             "n1_median_ms": _median(n1), "n4_median_ms": _median(n4),
                             "ratio": round(_median(n4) / _median(n1), 3) if n1 and n4 else None,
                             "problems": problems}
-        direct = [self.post("direct", {**N4_BODY, "n": 1})[2] * 1000 for _ in range(max(3, reps // 2))]
-        out["direct"] = {"n1_median_ms": _median(direct)}
-        status, data, _ = self.post("direct", {**N4_BODY, "n": 4})
-        out["direct"]["n4_status"] = status
-        out["direct"]["n4_answer"] = data[:300].decode("utf-8", "replace")
-        if "litellm" in self.args.systems and self.ensure("litellm"):
-            status, data, took = self.post("litellm", {**N4_BODY, "n": 4})
-            ll1 = []
-            for _ in range(max(3, reps // 2)):
-                s1, d1, t1 = self.post("litellm", {**N4_BODY, "n": 1})
-                if s1 == 200:
-                    ll1.append(t1 * 1000)
-            out["litellm"] = {"n4_status": status, "n4_ms": round(took * 1000, 1),
-                              "n4_answer": data[:400].decode("utf-8", "replace"), "n1_median_ms": _median(ll1)}
-        elif "litellm" in self.args.systems:
-            out["unavailable"]["litellm"] = f"did not start: {self.litellm_error}"
+        for peer in PEERS:
+            if peer in self.args.systems:
+                out["unavailable"][peer] = ("not comparable: the peers send n to the upstream as it is; neither "
+                                            "splits n over calls to a model that makes one image per call")
         return out
 
     def case_fal(self) -> dict[str, Any]:
@@ -488,22 +608,24 @@ class Bench:
         return res
 
     def case_rss(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"concurrency": 200, "points": [], "unavailable": {}}
+        out: dict[str, Any] = {"concurrency": RSS_CONCURRENCY, "side": RSS_SIDE, "points": [], "unavailable": {}}
         dur = self.args.rss_duration
+        case = f"b64_{RSS_SIDE}"
         for system in [s for s in SYSTEMS if s in self.args.systems]:
             if system != "direct" and not self.ensure(system, fresh=True):
-                out["unavailable"][system] = f"did not start: {self.litellm_error}"
+                out["unavailable"][system] = self.unavailable_reason(system)
                 continue
-            body = BODIES["png_1024"][system]
+            body = case_body(case, system)
             assert body is not None
-            problem = self.check_and_warm("png_1024", system, body, count=3)
+            problem = self.check_and_warm("rss_200", system, body, count=3)
             if problem:
                 out["unavailable"][system] = f"check request failed: {problem}"
                 continue
-            res = self.measure_stable("rss_200", system, self.body_file("rss_200", system, body), concurrency=200,
-                                      duration=dur)
+            res = self.measure_stable("rss_200", system, self.body_file("rss_200", system, body),
+                                      concurrency=RSS_CONCURRENCY, duration=dur, timeout=SIZE_TIMEOUT_S[RSS_SIDE])
             log(_line(res))
             out["points"].append(res)
+        out["answers"] = {s: self.checked.get(("rss_200", s)) for s in SYSTEMS}
         out["mediagate_log"] = self.mediagate_log_summary()
         return out
 
@@ -542,13 +664,20 @@ class Bench:
                          "timeout_s": args.timeout, "max_inflight": args.max_inflight, "quick": args.quick,
                          "quiet_threshold": args.quiet_threshold, "nice": args.nice, "disturbed_pct": args.disturbed_pct,
                          "gateway_cpus": self.gw_cpus, "aux_cpus": self.aux_cpus, "workers_per_gateway": 1,
-                         "cases": args.cases, "systems": args.systems}
-        if "litellm" in args.systems:
-            try:
-                self.litellm_version = litellm_env.ensure(log)
-            except Exception as exc:  # noqa: BLE001 - report why, keep measuring the rest
-                self.litellm_error = f"install failed: {exc}"
-                log(self.litellm_error)
+                         "cases": args.cases, "systems": args.systems,
+                         "size_load": {str(k): {"concurrency": v[0], "seconds": QUICK_SECONDS[k] if args.quick else v[1],
+                                                "timeout_s": SIZE_TIMEOUT_S.get(k, args.timeout)}
+                                       for k, v in SIZE_LOAD.items()},
+                         "convert_load": {str(k): {"concurrency": v[0], "seconds": QUICK_SECONDS[k] if args.quick else v[1],
+                                                   "timeout_s": CONVERT_TIMEOUT_S} for k, v in CONVERT_LOAD.items()},
+                         "duration_given": args.duration_given}
+        for peer, module in (("litellm", litellm_env), ("portkey", portkey_env)):
+            if peer in args.systems:
+                try:
+                    self.peer_version[peer] = module.ensure(log)
+                except Exception as exc:  # noqa: BLE001 - report why, keep measuring the rest
+                    self.peer_error[peer] = f"install failed: {exc}"
+                    log(f"{peer}: {self.peer_error[peer]}")
         r["environment"] = self.environment()
         busy0 = procs.core_times()
         own0 = _own_cpu()
@@ -558,8 +687,8 @@ class Bench:
             for case in args.cases:
                 log(f"=== case {case}")
                 try:
-                    if case in RATE_CASES:
-                        r["cases"][case] = self.case_rates(case)
+                    if case in SIZE_CASES or case in CONVERT_CASES:
+                        r["cases"][case] = self.case_size(case)
                     elif case == "n4_latency":
                         r["cases"][case] = self.case_n4()
                     elif case == "fal_async":
@@ -580,10 +709,17 @@ class Bench:
                                "unattributed_cpu_s": round(machine_busy - (own1 - own0), 1),
                                "measure_wall_s": round(time.monotonic() - t_measure, 1),
                                "loadgen_cpu_s": round(self.loadgen_cpu_s, 1)}
-        r["litellm"] = {"version": self.litellm_version, "error": self.litellm_error,
+        r["litellm"] = {"version": self.peer_version.get("litellm"), "error": self.peer_error.get("litellm"),
                         "config": litellm_env.config_text("http://127.0.0.1:<sim-port>/openai/v1"),
                         "env": {k: v for k, v in litellm_env.env({}, "<generated>").items()
                                 if k not in ("NO_PROXY", "no_proxy")}}
+        r["portkey"] = {"version": self.peer_version.get("portkey"), "error": self.peer_error.get("portkey"),
+                        "package": portkey_env.PACKAGE, "argv": portkey_env.argv(0)[:1] + [
+                            "bench/.portkey/node_modules/@portkey-ai/gateway/build/start-server.js", "--port=P",
+                            "--headless"],
+                        "env": {"NODE_ENV": "production"},
+                        "headers": portkey_env.headers("http://127.0.0.1:<sim-port>/openai/v1", "bench")}
+        r["size_table"] = report.size_table(r)
         r["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         r["total_runtime_s"] = round(time.time() - t_start, 1)
         r["targets"] = report.targets(r)
@@ -604,8 +740,10 @@ class Bench:
         env["mediagate_tree_dirty"] = bool(_git("status", "--porcelain", "--", "engine", "sandbox", "models.d",
                                                 "providers.d"))
         env["main_venv"] = _versions(self.python, ("uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "pillow"))
-        if self.litellm_version:
+        if "litellm" in self.peer_version:
             env["litellm_venv"] = litellm_env.package_versions()
+        if "portkey" in self.peer_version:
+            env["node"] = portkey_env.node_version()
         env["wrk"] = (subprocess.run([self.wrk, "--version"], capture_output=True, text=True).stdout.splitlines()
                       or ["?"])[0].strip() if self.wrk else None
         return env
@@ -625,6 +763,68 @@ class _RssSampler(threading.Thread):
     def stop(self) -> None:
         self._stop_evt.set()
         self.join(1)
+
+
+FLOOR_REPS = {1024: 5, 4096: 2}
+FLOOR_REPS_QUICK = {1024: 2, 4096: 1}
+# The floor process: Pillow only. Prints {"decode_s", "encode_s", "total_s", "cpu_s"} (medians over the reps) and
+# which WebP method served (the gateway retries method 4 when method 0 overflows; the floor does the same).
+FLOOR_SCRIPT = r"""
+import io, json, sys, time
+from PIL import Image
+path, fmt, settings, reps = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+data = open(path, "rb").read()
+fallback = settings.pop("fallback_method", None)
+rows = []
+for _ in range(reps):
+    c0, t0 = time.process_time(), time.perf_counter()
+    im = Image.open(io.BytesIO(data)); im.load()
+    t1 = time.perf_counter()
+    buf = io.BytesIO(); method = settings.get("method")
+    try:
+        im.save(buf, fmt.upper(), **settings)
+    except ValueError:
+        if fallback is None:
+            raise
+        buf = io.BytesIO(); method = fallback
+        im.save(buf, fmt.upper(), **{**settings, "method": fallback})
+    t2 = time.perf_counter()
+    rows.append((t1 - t0, t2 - t1, t2 - t0, time.process_time() - c0, method, len(buf.getvalue())))
+med = lambda i: sorted(r[i] for r in rows)[len(rows) // 2]
+print(json.dumps({"reps": reps, "decode_s": round(med(0), 4), "encode_s": round(med(1), 4), "total_s": round(med(2), 4),
+                  "cpu_s": round(med(3), 4), "webp_method": rows[-1][4], "out_bytes": rows[-1][5]}))
+"""
+
+
+def floor_settings(fmt: str) -> dict[str, Any]:
+    """The gateway's encoder settings for ``fmt`` (engine/imaging.py convert), for the floor process."""
+    out: dict[str, Any] = {"quality": imaging.DEFAULT_QUALITY[fmt]}
+    if fmt == "webp":
+        out.update(method=imaging.WEBP_METHOD, fallback_method=imaging.WEBP_FALLBACK_METHOD)
+    if fmt == "avif":
+        out["speed"] = AVIF_SPEED
+    return out
+
+
+def image_format(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "avif"
+    return repr(data[:12])
+
+
+def expected_format(body: dict[str, Any]) -> str:
+    """What a correct answer holds: the asked format, except AVIF beyond the gateway's inline limit, which keeps
+    PNG and lists the adjustment (engine/imaging.py AVIF_MAX_SIDE_PX)."""
+    fmt = body.get("output_format") or "png"
+    if fmt == "avif":
+        side = max(int(x) for x in str(body.get("size", "0x0")).split("x"))
+        if side > imaging.AVIF_MAX_SIDE_PX:
+            return "png"
+    return fmt
 
 
 def _parse_loadgen(out: str, tool: str) -> dict[str, Any] | None:
@@ -650,11 +850,22 @@ def _parse_loadgen(out: str, tool: str) -> dict[str, Any] | None:
     return None
 
 
+def _load_key(p: dict[str, Any]) -> tuple[str, float] | None:
+    """Points whose latency is comparable across systems: the same open-loop rate, or one connection (at
+    saturation latency is queueing, not overhead)."""
+    if p.get("rate") is not None:
+        return ("rate", p["rate"])
+    if p.get("concurrency") == 1:
+        return ("c", 1)
+    return None
+
+
 def _add_overhead(points: list[dict[str, Any]]) -> None:
-    """Added latency = the system's percentile minus the direct call's at the same rate."""
-    direct = {p["rate"]: p for p in points if p["system"] == "direct" and p["rate"] is not None}
+    """Added latency = the system's percentile minus the direct call's under the same load."""
+    direct = {_load_key(p): p for p in points if p["system"] == "direct" and _load_key(p) is not None}
     for p in points:
-        base = direct.get(p["rate"]) if p["rate"] is not None and p["system"] != "direct" else None
+        key = _load_key(p)
+        base = direct.get(key) if key is not None and p["system"] != "direct" else None
         for q in ("p50", "p99"):
             if base and p.get(f"{q}_ms") is not None and base.get(f"{q}_ms") is not None:
                 p[f"added_{q}_ms"] = round(p[f"{q}_ms"] - base[f"{q}_ms"], 3)
@@ -735,9 +946,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="3 s per point and fewer samples (a smoke run)")
     p.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma-separated subset of {','.join(ALL_CASES)}")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of direct,mediagate,litellm")
+    p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--rates", default="50,200,500", help="open-loop rates in req/s")
-    p.add_argument("--duration", type=float, help="seconds per point (default 10; --quick 3)")
+    p.add_argument("--duration", type=float, help="seconds per point (default 10, 20 for 4096²; --quick 3-8); "
+                                                   "given, it applies to every point")
     p.add_argument("--concurrency", type=int, default=64, help="closed-loop connections for the saturation point")
     p.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 10; --quick 5)")
     p.add_argument("--max-inflight", type=int, default=256, help="open loop: outstanding requests before skipping")
@@ -765,6 +977,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "direct" not in args.systems:
         args.systems.insert(0, "direct")
     args.rates = [float(r) for r in args.rates.split(",") if r]
+    bad = [s for s in args.systems if s not in SYSTEMS]
+    if bad:
+        p.error(f"unknown system(s) {bad}; known: {SYSTEMS}")
+    args.duration_given = args.duration is not None
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.timeout = args.timeout or (5.0 if args.quick else 10.0)
     args.n4_reps = 3 if args.quick else 7
