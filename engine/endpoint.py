@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
@@ -42,6 +42,10 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 Handler = Callable[[Request, Runtime], Awaitable[Response]]
 T = TypeVar("T")
 
+
+def new_request_id() -> str:
+    """128 random bits, as uuid4's hex but a quarter of its cost (it is drawn two or three times a request)."""
+    return f"req_{secrets.token_hex(16)}"
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """One bytes body when small; a body holding big strings (base64 images) is streamed as it is
@@ -98,10 +102,10 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
         async def run(request: Request) -> Response:
             rt: Runtime = request.app.state.runtime
             incoming = request.headers.get(REQUEST_ID_HEADER, "")
-            request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+            request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
             ctx = reqctx.begin(request_id, name)
             # the history record's id: ours, never a caller's (a caller's id may repeat, or name another team's)
-            ctx.details["record_id"] = request_id if request_id != incoming else f"req_{uuid.uuid4().hex}"
+            ctx.details["record_id"] = request_id if request_id != incoming else new_request_id()
             ticket: Ticket | None = None
             try:
                 if authenticated:
@@ -234,7 +238,7 @@ def file_response(opened: Opened, mime: str) -> Response:
 def request_id_of(request: Request) -> str:
     """The caller's request id when it is well formed, else a fresh one: every answer carries one."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    return incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    return incoming if _REQUEST_ID.match(incoming) else new_request_id()
 
 async def not_found(request: Request, exc: Exception) -> Response:
     return error_response(errors.not_found(f"No endpoint {request.method} {request.url.path}."), request_id_of(request))

@@ -39,6 +39,10 @@ class SqliteHistory:
 
     def __init__(self, path: Path) -> None:
         self._db = open_sqlite(path)
+        # WAL's NORMAL: a commit is durable once the OS has it (a process crash loses nothing), only a power cut
+        # may lose the last ones — as the records still in the recorder's memory queue would be; FULL's fsync per
+        # commit was most of a batch's cost
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
