@@ -143,6 +143,7 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
             else:
                 _finished(ctx, response, rt, request)
             return response if ticket is None else Held(response, ticket.release)
+        run.answers_every_error = True  # type: ignore[attr-defined]  # mediagate.app's ExactRoutes may call it directly
         return run
     return wrap
 
