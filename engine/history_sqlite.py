@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mediagate.history import usage_delta
 from mediagate.jobstore import open_sqlite
 
@@ -28,6 +30,15 @@ CREATE TABLE IF NOT EXISTS usage (day TEXT NOT NULL, team TEXT NOT NULL, key TEX
 """
 _ADD_USAGE = ("INSERT INTO usage (day, team, key, model, provider, metric, value) VALUES (?, ?, ?, ?, ?, ?, ?) "
               "ON CONFLICT (day, team, key, model, provider, metric) DO UPDATE SET value = value + excluded.value")
+
+
+def _doc(record: dict[str, Any]) -> str:
+    """A record's stored JSON: orjson (a tenth of json.dumps' time, in the writer thread that holds the GIL
+    meanwhile); what it refuses (a caller's integer past 64 bits in stored payloads) the standard library's way."""
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:
+        return json.dumps(record)
 
 
 def _usage_rows(delta: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -62,7 +73,7 @@ class SqliteHistory:
     async def add(self, records: list[dict[str, Any]]) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.executemany("INSERT OR IGNORE INTO requests (id, created, team, key, status, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                           [(r["id"], r["created_at"], r["team"], r.get("key") or "", r["status"], json.dumps(r)) for r in records])
+                           [(r["id"], r["created_at"], r["team"], r.get("key") or "", r["status"], _doc(r)) for r in records])
             db.executemany(_ADD_USAGE, [row for r in records for row in _usage_rows(usage_delta(r))])
         await self._call(write)
 
