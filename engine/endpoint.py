@@ -138,11 +138,12 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
                     ticket.release()
                 raise
             response.headers[REQUEST_ID_HEADER] = request_id
+            release = ticket.release if ticket is not None else None
             if isinstance(response, StreamingResponse):
                 response.body_iterator = _to_last_byte(response.body_iterator, lambda: _finished(ctx, response, rt, request))
-            else:
-                _finished(ctx, response, rt, request)
-            return response if ticket is None else Held(response, ticket.release)
+                return response if release is None else Held(response, release)
+            # counted, logged and recorded once sent, as a streamed answer is: not between the caller and its answer
+            return Held(response, release, lambda: _finished(ctx, response, rt, request))
         run.answers_every_error = True  # type: ignore[attr-defined]  # mediagate.app's ExactRoutes may call it directly
         return run
     return wrap
@@ -150,17 +151,22 @@ def endpoint(name: str, authenticated: bool = True, admitted: bool = True) -> Ca
 class Held(Response):
     """`response`, still counted against the admission caps while it is sent: `release` runs once its last
     byte is sent or sending stopped (the caller left, an error). A streamed answer — chat, a big b64 body, a
-    media file — is produced after its handler returned, and holds its memory and upstream until then."""
+    media file — is produced after its handler returned, and holds its memory and upstream until then.
+    `sent` (metrics, the log line, the history record) runs then too."""
 
-    def __init__(self, response: Response, release: Callable[[], None]) -> None:
-        self.response, self.release = response, release
+    def __init__(self, response: Response, release: Callable[[], None] | None,
+                 sent: Callable[[], None] | None = None) -> None:
+        self.response, self.release, self.sent = response, release, sent
         self.status_code, self.raw_headers, self.background = response.status_code, response.raw_headers, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.response(scope, receive, send)
         finally:
-            self.release()
+            if self.release is not None:
+                self.release()
+            if self.sent is not None:
+                self.sent()
 
 async def _to_last_byte(body: AsyncIterator[Any], done: Callable[[], None]) -> AsyncIterator[Any]:
     try:
