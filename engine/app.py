@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediagate import (admin, admission, allocator, api_chat, api_console, api_history, api_images, api_models, api_ops,
                        api_providers, api_videos, auth, history, jobstore, origin, reload, videos, webhooks)
@@ -46,6 +49,29 @@ def sandbox_notice(settings: Settings, catalog: Catalog, url: str) -> str:
     served = [p.id for p in catalog.providers.values() if sandboxed(settings, p)]
     return (f"sandbox: simulators at {url}; serving "
             f"{', '.join(served) or 'no provider by default (X-Mediagate-Sandbox: 1 per request)'} (no provider keys set for them)")
+
+
+class ExactRoutes:
+    """ASGI middleware, innermost: a POST to a path without parameters whose handler is wrapped by
+    mediagate.endpoint (which answers every error itself) goes straight to it. Starlette's router and its two
+    exception layers would match the same route and add nothing to such a handler but ~8% of a small image
+    request's CPU; every other request takes them as before."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self.direct: dict[str, Callable[[Request], Awaitable[Any]]] = {
+            r.path: r.endpoint for r in routes
+            if r.methods == {"POST"} and "{" not in r.path and getattr(r.endpoint, "answers_every_error", False)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.direct.get(get_route_path(scope))
+            if handler is not None:
+                scope["path_params"] = {}
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[], Awaitable[tuple[Any, str]]] | None = None,
@@ -135,7 +161,8 @@ def create_app(settings: Settings, catalog: Catalog, sandbox_starter: Callable[[
         Route("/metrics", api_ops.metrics_page, methods=["GET"]),
         Route("/openapi.json", api_ops.openapi, methods=["GET"]),
     ]
-    edge = [Middleware(BodyTimeout, idle_s=settings.body_idle_timeout_s), *origin.middleware(settings)]
+    edge = [Middleware(BodyTimeout, idle_s=settings.body_idle_timeout_s), *origin.middleware(settings),
+            Middleware(ExactRoutes, routes=routes)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=edge,
                     exception_handlers={404: not_found, 405: method_not_allowed})
     app.state.runtime = runtime

@@ -14,7 +14,10 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
+
+import orjson
 
 FORMAT_ENV = "MEDIAGATE_LOG_FORMAT"
 FORMATS = ("json", "text")
@@ -41,10 +44,27 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return out
 
 
+def _utc_stamp(created: float) -> str:
+    """`2026-01-02T03:04:05.678+00:00` as datetime's isoformat gives it, the second's text made once per second
+    (every request logs a line); one tuple, so a thread never pairs one second with another's text."""
+    global _stamp
+    second = int(created)
+    micros = round((created - second) * 1_000_000)   # datetime rounds to the microsecond, half to even, then cuts
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached = _stamp
+    if cached[0] != second:
+        cached = _stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
+
+
+_stamp: tuple[int, str] = (-1, "")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "timestamp": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            "timestamp": _utc_stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -52,7 +72,10 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+        try:
+            return orjson.dumps(line, default=str).decode()   # a tenth of json.dumps' time, same compact text
+        except TypeError:   # what orjson refuses (an int past 64 bits, a non-str key): the standard library's way
+            return json.dumps(line, default=str, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):

@@ -47,11 +47,16 @@ def check_host(request: Request, settings: Settings) -> None:
                            "invalid_request_error", "invalid_host")
 
 
+def _scheme(request: Request) -> str:
+    """`request.url.scheme` without building the whole URL (host header parsing included) on every request."""
+    return str(request.scope.get("scheme", "http")).lower()
+
+
 def base_url(request: Request, settings: Settings) -> str:
     """Where media URLs point: the public URL, an allowed Host, or the address the client connected to."""
     if settings.public_url:
         return settings.public_url.rstrip("/")
-    scheme = request.url.scheme
+    scheme = _scheme(request)
     if settings.allowed_hosts:  # check_host already refused any other Host
         return f"{scheme}://{request.headers.get('host', '')}"
     server = request.scope.get("server")
@@ -71,7 +76,7 @@ def check_origin(request: Request, settings: Settings) -> None:
         return
     if "*" in settings.cors_origins or origin in settings.cors_origins:
         return
-    own = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
+    own = {f"{_scheme(request)}://{request.headers.get('host', '')}"}
     if settings.public_url:
         own.add(settings.public_url.rstrip("/"))
     if origin in own:

@@ -9,8 +9,8 @@ follow (mediagate.routing.may_fall_back) -> post-process
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +150,7 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             attempts.append(routing.attempt(route, req.operation, started, err))  # listed, not a failure: it was never tried
             continue
         retries = routing.idempotent_retries(route, req.operation)
-        key = uuid.uuid4().hex if retries else None   # one per request and route, the same on every try
+        key = secrets.token_hex(16) if retries else None   # one per request and route, the same on every try
         group = key or f"attempt-{len(attempts)}"
         taken = False                                   # some try at this route may have been billed
         for tried in range(retries + 1):

@@ -33,7 +33,7 @@ def order(model: Model, forced_provider: str | None, rng: random.Random | None =
     for _, group in groupby(sorted(routes, key=lambda r: r.priority), key=lambda r: r.priority):
         pool = list(group)
         while pool:
-            pick = rng.choices(range(len(pool)), weights=[r.weight for r in pool])[0]
+            pick = 0 if len(pool) == 1 else rng.choices(range(len(pool)), weights=[r.weight for r in pool])[0]
             out.append(pool.pop(pick))
     if health is not None:
         out = [r for r in out if not health.cooling(r.provider.id)] + [r for r in out if health.cooling(r.provider.id)]

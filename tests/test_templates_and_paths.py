@@ -53,6 +53,39 @@ def test_templates_are_sandboxed() -> None:
         r({})
 
 
+# every expression shape the plain evaluator takes, and some it leaves to Jinja
+SAME_AS_JINJA = ["output.format if values.get('output_format_param') else none",
+                 "'Bearer ' ~ secrets.api_key if secrets.api_key else ''", "params.get('watermark') or false",
+                 "config.region or config.aws_region", "none if shape.custom else shape.resolution ~ ' MP'",
+                 "'custom' if shape.custom else shape.aspect_ratio", "not shape.custom and n", "n ~ 's'",
+                 "shape.width if shape.custom else none", "missing if shape.custom else n", "params.get('a') ~ 1",
+                 "images[0] if images | length == 1 else none", "n.get('x') if n else 0", "true and 0 or 'x'"]
+CONTEXTS = [{"output": {"format": "png"}, "values": {"output_format_param": True}, "secrets": {"api_key": "k"},
+             "params": {"watermark": 0, "a": None}, "config": {"region": "", "aws_region": "r"}, "images": ["i"],
+             "shape": {"custom": False, "resolution": 2, "aspect_ratio": "1:1", "width": 5}, "n": 3},
+            {"output": {"format": "png"}, "values": {}, "secrets": {"api_key": None}, "params": {}, "config": {},
+             "images": [], "shape": {"custom": True, "width": 7}, "n": 0}]
+
+
+@pytest.mark.parametrize("expr", SAME_AS_JINJA)
+def test_plain_evaluator_gives_what_jinja_gives(expr: str) -> None:
+    """The evaluator that skips the sandbox's per-call checks (templates._ast_path) must not change a result or
+    an error: each expression against each context, both ways."""
+    from mediagate import templates
+    plain = templates.compile_value("{{ " + expr + " }}")
+    jinja = templates._expression(templates._compiled_expression(expr), "$")
+    for ctx in CONTEXTS:
+        try:
+            want: object = jinja(ctx)
+        except TemplateError:
+            want = TemplateError
+        try:
+            got: object = plain(ctx)
+        except TemplateError:
+            got = TemplateError
+        assert (got, type(got)) == (want, type(want)), (expr, ctx)
+
+
 def test_jmespath_compiles_once_and_tolerates_odd_replies() -> None:
     p = compile_path("candidates[0].content.parts[?inlineData && !thought].inlineData.data")
     assert search(p, {"candidates": [{"content": {"parts": [{"thought": True, "inlineData": {"data": "t"}},
