@@ -471,7 +471,7 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 | requests in flight | `MEDIAGATE_MAX_CONCURRENT_REQUESTS` = 1,024 | engine/admission.py | 503 `service_unavailable`, `Retry-After: 1` (health, readiness, metrics exempt) |
 | request body bytes in flight, all requests | `MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES` = 512 MiB | engine/admission.py (Content-Length reserved up front; chunked bodies as they arrive) | 503 with `Retry-After: 1`; one body larger than the whole budget: 413 |
 | big upstream replies read and parsed at once | `BIG_REPLY_SLOTS` = 4 (replies over `BIG_REPLY_BYTES` = 1 MiB or of unknown length) | engine/upstream.py | the others wait unread in their sockets |
-| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB; strings over `BIG_STRING_CHARS` = 256 KiB moved in `SLICE_CHARS` = 1 MiB slices | engine/jsonbody.py | worker thread, in slices |
+| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB (a body, or the strings over `BIG_STRING_CHARS` = 256 KiB in an answer or upstream body, together) | engine/jsonbody.py | worker thread / streamed, the big strings in `SLICE_CHARS` = 1 MiB slices |
 | base64 made or undone at once | `B64_SLICE_BYTES` = 768 KiB | engine/imaging.py | the loop runs between slices |
 | reply members echoing the request | an operation's `reply_skip` (Replicate: `input`) | engine/replyskip.py | dropped as they arrive, read as null; the 256 MiB reply cap counts what is kept |
 
