@@ -89,7 +89,7 @@ def compile_value(value: Any, path: str = "$") -> Renderer:
             expr = _is_single_expression(value)
             if expr is not None:
                 compiled = _compiled_expression(expr)  # also checks the syntax
-                return _fast_path(expr, path) or _ast_path(expr, path) or _expression(compiled, path)
+                return _ast_path(expr, path) or _expression(compiled, path)
             template = _compiled_template(value)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(path, f"template does not compile: {exc.message}") from None
@@ -179,9 +179,6 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_DOTTED = re.compile(rf"^\s*({_NAME}(?:\.{_NAME})*)\s*$")
-_GET = re.compile(rf"^\s*({_NAME}(?:\.{_NAME})*)\.get\(\s*'([^'\\]*)'\s*\)\s*$")
 _MISSING = object()
 
 
@@ -195,35 +192,12 @@ def _lookup(ctx: Any, names: list[str], path: str, expr: str) -> Any:
     return value
 
 
-def _fast_path(expr: str, path: str) -> Renderer | None:
-    """The most common expressions (`a.b.c`, `a.get('k')`) without a Jinja context per call — same results,
-    same strictness; anything else is left to Jinja."""
-    m = _DOTTED.match(expr)
-    if m and m.group(1) not in ("none", "true", "false", "None", "True", "False"):
-        names = m.group(1).split(".")
-
-        def dotted(ctx: dict[str, Any]) -> Any:
-            return _drop_none(_lookup(ctx, names, path, expr))
-        return dotted
-    m = _GET.match(expr)
-    if m:
-        names, key = m.group(1).split("."), m.group(2)
-
-        def get(ctx: dict[str, Any]) -> Any:
-            container = _lookup(ctx, names, path, expr)
-            if not isinstance(container, Mapping):
-                raise TemplateError(path, f"{m.group(1)} is not a mapping")
-            return _drop_none(container.get(key))
-        return get
-    return None
-
-
 Evaluator = Callable[[dict[str, Any]], Any]
 
 
 def _ast_path(expr: str, path: str) -> Renderer | None:
-    """Expressions built only of names, attributes, constants, `.get('k')`, `~`, `x if c else y`, `and`, `or`
-    and `not` (`'Bearer ' ~ secrets.api_key if secrets.api_key else ''`), evaluated as plain Python closures over
+    """Expressions built only of names, attributes, constants, `.get('k')`, `~`, `x if c else y`, `and`, `or` and
+    `not` (`a.b.c`, `'Bearer ' ~ secrets.api_key if secrets.api_key else ''`), evaluated as plain Python closures over
     Jinja's own parse: the sandbox's per-call checks cost ~25 us an expression. Same results and strictness as
     Jinja (a missing name or key fails the render, evaluated lazily as Jinja does); anything else is left to it."""
     try:
