@@ -205,8 +205,7 @@ class Gateway:
         self.watch_file = self.tmp / f"loopwatch-{self.label}-{port}.json"
         serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--specs", str(BENCH / "specs")]
         argv = ([sys.executable, str(BENCH / "loopwatch.py"), str(self.watch_file), *serve] if watch
-                else [sys.executable, "-c", "import sys; from mediagate import cli; sys.argv[0] = 'mediagate'; "
-                      "sys.exit(cli.main())", *serve])
+                else [sys.executable, "-m", "mediagate.cli", *serve])   # what the `mediagate` script runs
         self.server = procs.Server(f"mediagate-{self.label}", argv, self.env(), self.tmp / f"gw-{self.label}.log",
                                    f"http://127.0.0.1:{port}/healthz", cwd=str(self.tmp),
                                    cpus=PIN["gateway"] if PIN is not None else None)

@@ -89,7 +89,6 @@ URL_NOTE = ("url: mediagate asks the upstream for base64 (the model's `values`),
 # n=4 on a model whose upstream takes one image per call: gemini-3-pro-image (models.d, active, limits.n 1 on
 # its first route, the Gemini API) is fanned out into 4 calls. bench-image cannot show it: its upstream takes n.
 N4_BODY = {"model": "gemini-3-pro-image", "prompt": "bench [sim:latency=200]", "response_format": "b64_json"}
-AVIF_SPEED = 8                  # engine/imaging.py convert() passes speed=8 (a literal there, not a constant)
 FAL_MODEL = "fal/flux.1-schnell"
 FAL_JOB_MS = 300
 FAL_SWEEP_MS = (300, 500, 1000, 2000, 3000)
@@ -802,7 +801,7 @@ def floor_settings(fmt: str) -> dict[str, Any]:
     if fmt == "webp":
         out.update(method=imaging.WEBP_METHOD, fallback_method=imaging.WEBP_FALLBACK_METHOD)
     if fmt == "avif":
-        out["speed"] = AVIF_SPEED
+        out["speed"] = imaging.AVIF_SPEED
     return out
 
 

