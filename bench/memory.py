@@ -55,6 +55,7 @@ EDIT_SIDE_234 = 3125          # 3125 x 3125 RGB random pixels: 29.3 MB as PNG; 8
 EDIT_SIDE_37 = 3512           # 37 MB as PNG
 PROBE_INTERVAL_S = 0.005
 SAMPLE_INTERVAL_S = 0.005
+EXTRA_ENV: dict[str, str] = {}   # --env K=V: settings for the gateways under test (both sides)
 SETTLE_S = 5.0                # after a load, how long RSS is given to come back before it is read
 BENCH_MODEL = "bench-image"   # bench/specs/bench-image.yaml: a local OpenAI-compatible server, PNG only, 256-4096 px
 EDIT_MODEL = "gpt-image-2"    # a multipart OpenAI edit, up to 16 input images
@@ -194,6 +195,7 @@ class Gateway:
                     "GEMINI_BASE_URL": f"{self.sim_url}/gemini", "GEMINI_API_KEY": "bench",
                     "REPLICATE_BASE_URL": f"{self.sim_url}/replicate", "REPLICATE_API_TOKEN": "bench",
                     "MEDIAGATE_REQUEST_TIMEOUT_SECONDS": "600"})
+        env.update(EXTRA_ENV)
         if self.source is not None:
             env["PYTHONPATH"] = str(shadow_package(self.source, self.tmp / f"shadow-{self.label}"))
         return env
@@ -469,6 +471,8 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 | prompt in `GET /v1/videos` | `LIST_PROMPT_CHARS` = 1,000 characters | engine/videos.py | cut, ends with `…`; `metadata.prompt_truncated`, `metadata.prompt_chars` |
 | requests in flight | `MEDIAGATE_MAX_CONCURRENT_REQUESTS` = 1,024 | engine/admission.py | 503 `service_unavailable`, `Retry-After: 1` (health, readiness, metrics exempt) |
 | request body bytes in flight, all requests | `MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES` = 512 MiB | engine/admission.py (Content-Length reserved up front; chunked bodies as they arrive) | 503 with `Retry-After: 1`; one body larger than the whole budget: 413 |
+| provider replies read but not yet delivered (waiting for conversion, re-encoding or storage), all requests | `MEDIAGATE_MAX_HELD_REPLY_BYTES` = 128 MiB (a reply's declared size, reserved before it is read; given back once the request's outputs are delivered) | engine/replybudget.py | the next big reply waits unread in its socket, in arrival order; a request already holding part never waits (no deadlock between fan-out batches); one reply bigger than the whole budget is read alone |
+| image conversions at once | `CONVERSION_SLOTS` = the CPUs the process may use | engine/postprocess.py | the others wait (an encode is CPU-bound: more at once only hold more pixels) |
 | big upstream replies read and parsed at once | `BIG_REPLY_SLOTS` = 4 (replies over `BIG_REPLY_BYTES` = 1 MiB or of unknown length) | engine/upstream.py | the others wait unread in their sockets |
 | JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB (a body, or the strings over `BIG_STRING_CHARS` = 256 KiB in an answer or upstream body, together) | engine/jsonbody.py | worker thread / streamed, the big strings in `SLICE_CHARS` = 1 MiB slices |
 | base64 made or undone at once | `B64_SLICE_BYTES` = 768 KiB | engine/imaging.py | the loop runs between slices |
@@ -573,6 +577,7 @@ def replace_section(path: Path, heading: str, text: str, preamble: str = "") -> 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(ALL_CASES))
+    ap.add_argument("--env", action="append", default=[], metavar="K=V", help="a setting for the gateways under test")
     ap.add_argument("--compare", default=None, help="also run a checkout of this git ref (e.g. main)")
     ap.add_argument("--write", action="store_true", help="write the table into bench/RESULTS.md and docs/RELIABILITY.md")
     ap.add_argument("--out-json", default=str(BENCH / "memory.json"))
@@ -580,6 +585,7 @@ def main() -> int:
     ap.add_argument("--no-pin", action="store_true",
                     help="share every CPU; by default the gateway gets CPU 0 and the harness, simulator and prober CPU 1")
     args = ap.parse_args()
+    EXTRA_ENV.update(kv.split("=", 1) for kv in args.env)
     global PIN
     if args.no_pin or (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
         PIN = None

@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 import platformdirs
 
 from mediagate.admission import DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+from mediagate.replybudget import DEFAULT_MAX_HELD_REPLY_BYTES
 from mediagate.imaging import AVIF_MAX_SIDE_LIMIT_PX, AVIF_MAX_SIDE_PX
 
 DEFAULT_PORT = 8400
@@ -58,6 +59,7 @@ class Settings:
     key_hash_secret: str | None = None         # pepper of the stored key hashes; default: made once and kept
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     max_inflight_upload_bytes: int = DEFAULT_MAX_INFLIGHT_UPLOAD_BYTES
+    max_held_reply_bytes: int = DEFAULT_MAX_HELD_REPLY_BYTES   # provider replies read but not yet delivered
     request_retention_days: int = DEFAULT_REQUEST_RETENTION_DAYS
     avif_max_side_px: int = AVIF_MAX_SIDE_PX   # larger images asked as AVIF keep their format (an adjustment)
 
@@ -100,6 +102,9 @@ class Settings:
         s.max_inflight_upload_bytes = int(env.get("MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES", s.max_inflight_upload_bytes))
         if s.max_concurrent_requests < 1 or s.max_inflight_upload_bytes < 1:
             raise ValueError("MEDIAGATE_MAX_CONCURRENT_REQUESTS and MEDIAGATE_MAX_INFLIGHT_UPLOAD_BYTES must be positive")
+        s.max_held_reply_bytes = int(env.get("MEDIAGATE_MAX_HELD_REPLY_BYTES", s.max_held_reply_bytes))
+        if s.max_held_reply_bytes < 1:
+            raise ValueError("MEDIAGATE_MAX_HELD_REPLY_BYTES must be positive")
         s.request_retention_days = int(env.get("MEDIAGATE_REQUEST_RETENTION_DAYS", s.request_retention_days))
         if not 1 <= s.request_retention_days <= MAX_REQUEST_RETENTION_DAYS:
             raise ValueError(f"MEDIAGATE_REQUEST_RETENTION_DAYS must be between 1 and {MAX_REQUEST_RETENTION_DAYS}")

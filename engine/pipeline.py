@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mediagate import carried, deadline, errormap, fanout, inputs, lifecycle, metrics, postprocess, pricing, reqctx, routing
+from mediagate import (carried, deadline, errormap, fanout, inputs, lifecycle, metrics, postprocess, pricing, replybudget,
+                       reqctx, routing)
 from mediagate.errors import GatewayError, UpstreamError, invalid_request
 from mediagate.canonical import Canonical
 from mediagate.catalog import Model, Route
@@ -157,8 +158,9 @@ async def _route(rt: Runtime, model: Model, forced: str | None, req: Canonical, 
             started = time.monotonic() if tried else started
             try:
                 authorized = await routing.authorize(rt, route, target)
-                outputs = await fanout.run(rt, req, route, authorized, key)
-                delivered, notes = await postprocess.deliver(rt, req, route.provider, authorized, outputs, base_url)
+                async with replybudget.holding(rt.reply_budget):   # replies held until delivered (bounded)
+                    outputs = await fanout.run(rt, req, route, authorized, key)
+                    delivered, notes = await postprocess.deliver(rt, req, route.provider, authorized, outputs, base_url)
             except UpstreamError as err:
                 possible = _possible_cost(req, route, err)
                 attempts.append(routing.attempt(route, req.operation, started, err, target.sandbox, cooling, possible,

@@ -7,6 +7,8 @@ Heavy work runs in worker threads so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,19 @@ from mediagate.upstream import Target
 
 
 INLINE_B64_CHARS = 256 * 1024     # below this, reading an image header costs less than a hop to a worker thread
+# conversions run at once, gateway-wide: one per CPU this process may use. An encode is CPU-bound and releases
+# the GIL, so more at once gain no speed but each holds its decoded pixels and the encoder's buffers (~15 MB
+# at 1024x1024): six at once on one CPU were ~100 MB more at the peak of 200 concurrent WebP requests.
+CONVERSION_SLOTS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_conversions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _conversion_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()   # one gateway per loop (tests run several, each in its own)
+    slots = _conversions.get(loop)
+    if slots is None:
+        slots = _conversions[loop] = asyncio.Semaphore(CONVERSION_SLOTS)
+    return slots
 
 
 @dataclass
@@ -63,7 +78,8 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
             want_b64 = req.response_format == "b64_json"
             source_format = info.format
             try:  # convert and encode in one trip to the worker pool: a second hop would queue behind other conversions
-                data, info, b64 = await asyncio.to_thread(_convert, source, target, req.output_compression, want_b64)
+                async with _conversion_slots():
+                    data, info, b64 = await asyncio.to_thread(_convert, source, target, req.output_compression, want_b64)
                 metrics.CONVERSIONS.labels(source_format, info.format).inc()
             except ImageError:
                 raise errormap.make("upstream_malformed", f"{provider.name} returned an image that cannot be decoded.") from None

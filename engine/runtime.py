@@ -14,6 +14,7 @@ from mediagate.media import MediaStore
 from mediagate.oauth import TokenCache
 from mediagate.safefetch import FetchPolicy
 from mediagate.provider import Provider
+from mediagate.replybudget import ReplyBudget
 from mediagate.upstream import SANDBOX_SECRET, Target, Transport
 
 
@@ -36,9 +37,11 @@ class Runtime:
     job_finished: Any = None                # async (rt, job doc): a video job ended; charge it (mediagate.auth)
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
+    reply_budget: ReplyBudget = field(default_factory=ReplyBudget)     # provider replies held until delivered
 
     def __post_init__(self) -> None:
         self.fetch_policy = FetchPolicy.parse(self.settings.fetch_allow)
+        self.reply_budget = ReplyBudget(self.settings.max_held_reply_bytes)
 
     def sandboxed(self, provider: Provider) -> bool:
         """Whether this provider is served by the simulators for every request."""

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from yarl import URL
 
-from mediagate import errormap, jsonbody, replyskip, reqctx, sigv4
+from mediagate import errormap, jsonbody, replybudget, replyskip, reqctx, sigv4
 from mediagate.errors import UpstreamError
 from mediagate.provider import Operation, Provider
 
@@ -451,7 +451,11 @@ class Transport:
                             continue
                         if resp.status != 200:
                             raise errormap.make("upstream_error", f"{provider.name} output URL answered {resp.status}.", resp.status)
-                        return await _read_capped(resp, max_bytes)
+                        reserved = min(resp.content_length or 0, max_bytes)
+                        await replybudget.take(reserved)   # a downloaded output is held like a reply
+                        data = await _read_capped(resp, max_bytes)
+                        replybudget.grow(len(data) - reserved)
+                        return data
             raise errormap.make("upstream_malformed", f"{provider.name} redirected an output too many times.")
         except asyncio.TimeoutError:
             raise errormap.make("upstream_timeout", f"{provider.name} output download timed out.") from None
@@ -481,8 +485,11 @@ async def read_reply(resp: aiohttp.ClientResponse, skip: frozenset[str] = frozen
     if resp.content_length is not None and resp.content_length <= BIG_REPLY_BYTES:
         body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES, skip)
         return UpstreamReply(resp.status, headers, body, await _parse_json(body))
+    reserved = resp.content_length or BIG_REPLY_BYTES
+    await replybudget.take(reserved)        # held until the request's outputs are delivered
     async with _big_reply_slots():
         body = await _read_capped(resp, MAX_UPSTREAM_BODY_BYTES, skip)
+        replybudget.grow(len(body) - reserved)
         return UpstreamReply(resp.status, headers, body, await _parse_json(body))
 
 
