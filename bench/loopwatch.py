@@ -142,7 +142,12 @@ def summarise(path: Path, since: float, until: float) -> dict[str, Any]:
     waited = max(pings, key=lambda p: p[3] - p[2])   # the ping that waited longest on the gateway's other threads
     others = [s.get("others") for s in doc["stacks"] if waited[0] <= s["at"] <= waited[0] + waited[1] / 1000 + 0.05]
     cpu = sorted(p[2] for p in pings)
-    return {"pings": len(pings), "loop_wall_max_ms": round(max(p[1] for p in pings), 1),
+    # the watch thread itself late: the time between two posts beyond the previous ping's wait and the sleep is
+    # time this thread could not run (the GIL held elsewhere, or the whole process stopped by the kernel)
+    gaps = [((b[0] - a[0]) * 1000 - a[1] - PING_INTERVAL_S * 1000, b[0]) for a, b in zip(pings, pings[1:])]
+    gap = max(gaps, default=(0.0, 0.0))
+    return {"watch_gap_max_ms": round(gap[0], 1), "watch_gap_at": gap[1],
+            "pings": len(pings), "loop_wall_max_ms": round(max(p[1] for p in pings), 1),
             "loop_cpu_max_ms": round(worst[2], 1), "loop_cpu_p99_ms": round(cpu[int(len(cpu) * 0.99) - 1], 1),
             "process_cpu_max_ms": round(max(p[3] for p in pings), 1),
             "loop_queued_max_ms": round(max(p[4] for p in pings), 1),

@@ -413,7 +413,8 @@ def brief(case: str, r: dict[str, Any]) -> str:
         return (f"idle {r['idle_mb']} → peak {r['peak_mb']} MB, after {r['after_mb']} MB ({r['after_vs_idle_pct']:+} %); "
                 f"{st}; {r['bytes_per_answer'] / MB:.1f} MB/answer; {r['seconds']} s")
     loop = (f"; longest loop step {r['loop_cpu_max_ms']} ms of loop-thread CPU (p99 {r['loop_cpu_p99_ms']} ms, "
-            f"process CPU {r['process_cpu_max_ms']} ms, wall {r['loop_wall_max_ms']} ms)") if r.get("loop_cpu_max_ms") is not None else ""
+            f"process CPU {r['process_cpu_max_ms']} ms, wall {r['loop_wall_max_ms']} ms; the watch thread itself kept "
+            f"from running up to {r.get('watch_gap_max_ms', '?')} ms)") if r.get("loop_cpu_max_ms") is not None else ""
     return (f"/healthz max {r['max_ms']} ms, p99 {r['p99_ms']} ms over {r['probes']} probes "
             f"({r['probe_failures']} failed){loop}; {st}; {r['seconds']} s; peak {r['peak_mb']} MB")
 
@@ -474,8 +475,8 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 | provider replies read but not yet delivered (waiting for conversion, re-encoding or storage), all requests | `MEDIAGATE_MAX_HELD_REPLY_BYTES` = 128 MiB (a reply's declared size, reserved before it is read; given back once the request's outputs are delivered) | engine/replybudget.py | the next big reply waits unread in its socket, in arrival order; a request already holding part never waits (no deadlock between fan-out batches); one reply bigger than the whole budget is read alone |
 | image conversions at once | `CONVERSION_SLOTS` = the CPUs the process may use | engine/postprocess.py | the others wait (an encode is CPU-bound: more at once only hold more pixels) |
 | big upstream replies read and parsed at once | `BIG_REPLY_SLOTS` = 4 (replies over `BIG_REPLY_BYTES` = 1 MiB or of unknown length) | engine/upstream.py | the others wait unread in their sockets |
-| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB (a body, or the strings over `BIG_STRING_CHARS` = 256 KiB in an answer or upstream body, together) | engine/jsonbody.py | worker thread / streamed, the big strings in `SLICE_CHARS` = 1 MiB slices |
-| base64 made or undone at once | `B64_SLICE_BYTES` = 768 KiB | engine/imaging.py | the loop runs between slices |
+| JSON (de)serialised inline | `JSON_INLINE_BYTES` = 1 MiB (a body, or the strings over `BIG_STRING_CHARS` = 256 KiB in an answer or upstream body, together) | engine/jsonbody.py | worker thread / streamed, the big strings in `SLICE_CHARS` = 192 KiB slices |
+| base64 made or undone at once | `B64_SLICE_BYTES` = 144 KiB | engine/imaging.py | the loop runs between slices |
 | reply members echoing the request | an operation's `reply_skip` (Replicate: `input`) | engine/replyskip.py | dropped as they arrive, read as null; the 256 MiB reply cap counts what is kept |
 
 - Input images are held once, as the uploaded bytes. `b64` and `data_url` exist only when a route's template

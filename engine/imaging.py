@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import io
 import re
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ AVIF_MAX_SIDE_PX = 1600            # default of MEDIAGATE_AVIF_MAX_SIDE_PX: AVIF
 AVIF_MAX_SIDE_LIMIT_PX = 16384     # the most the setting may say (AVIF's own limit is larger; this is the decode cap)
 MAX_DECODE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond the largest real model output (12288x1536 ...)
 B64_HEADER_CHARS = 64 * 1024       # base64 characters decoded to read an image header without decoding it all
-B64_SLICE_BYTES = 768 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii
-                                   # keeps the GIL for a whole call, so slices are what let the event loop run
+B64_SLICE_BYTES = 144 * 1024       # base64 is made / undone this many bytes at a time (a multiple of 3): binascii
+                                   # keeps the GIL for a whole call, so slices are what let the event loop run;
+                                   # and each slice's base64 (192 KiB) stays below allocator.MMAP_THRESHOLD_BYTES,
+                                   # so it comes from the heap, not a fresh mapping faulted in page by page
 
 Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
 
@@ -113,17 +116,15 @@ def decode_b64(b64: str) -> bytes:
 
 
 def b64encode(data: bytes, prefix: str = "") -> str:
-    """`prefix` + base64 of `data`, a slice at a time into one buffer: the GIL is free between slices and
-    the only whole copies are the buffer and the string."""
+    """`prefix` + base64 of `data`, a slice at a time straight into the string (engine/asciistr.py): the GIL
+    is free between slices and while each is copied, and the string is the only whole copy."""
     view = memoryview(data)
-    out = bytearray(len(prefix) + 4 * ((len(data) + 2) // 3))
-    out[:len(prefix)] = prefix.encode("ascii")
-    o = len(prefix)
-    for i in range(0, len(data), B64_SLICE_BYTES):
-        piece = binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False)
-        out[o:o + len(piece)] = piece
-        o += len(piece)
-    return asciistr.decode(out, checked=prefix.isascii())
+    head = prefix.encode("utf-8")
+    if not prefix.isascii():   # never in practice (a data: URL's media type); kept correct all the same
+        return prefix + asciistr.join((binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False)
+                                      for i in range(0, len(data), B64_SLICE_BYTES)), 4 * ((len(data) + 2) // 3))
+    pieces = (binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False) for i in range(0, len(data), B64_SLICE_BYTES))
+    return asciistr.join(itertools.chain((head,), pieces), len(head) + 4 * ((len(data) + 2) // 3))
 
 
 def b64decode(text: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediagate import asciistr, jsonbody
+from mediagate import asciistr, imaging, jsonbody
 
 SIZES = [0, 1, asciistr.MIN_BYTES - 1, asciistr.MIN_BYTES, asciistr.COPY_SLICE_BYTES - 1, asciistr.COPY_SLICE_BYTES,
          asciistr.COPY_SLICE_BYTES + 1, 3 * asciistr.COPY_SLICE_BYTES + 17]
@@ -58,3 +59,38 @@ def test_big_json_strings_round_trip(unit: str, copies: int) -> None:
     big = (unit * (jsonbody.BIG_STRING_CHARS // len(unit) + 2))[: jsonbody.BIG_STRING_CHARS + 1 + copies]
     doc = {"data": [{"b64_json": big}] * copies, "note": "é"}
     assert jsonbody._slow_loads(jsonbody.dumps(doc)) == doc
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_join_equals_the_plain_join(size: int) -> None:
+    raw = os.urandom(size).hex().encode()[:size]
+    for cut in {0, size // 3, size // 2, max(size - 1, 0)}:
+        pieces = [raw[:cut], raw[cut:]]
+        got = asciistr.join(iter(pieces), size)
+        assert got == raw.decode("ascii") and got.isascii() and hash(got) == hash(raw.decode("ascii"))
+
+
+@pytest.mark.parametrize("size", [10, asciistr.MIN_BYTES + 5])
+def test_join_refuses_pieces_that_do_not_make_the_size(size: int) -> None:
+    raw = b"a" * size
+    with pytest.raises(ValueError):
+        asciistr.join([raw], size + 1)     # one short: a string with unwritten characters is never returned
+    with pytest.raises(ValueError):
+        asciistr.join([raw, b"b"], size)   # one over: never written past the end
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(max_size=2048), copies=st.integers(min_value=1, max_value=700),
+       prefix=st.sampled_from(["", "data:image/png;base64,", "data:é;base64,"]))
+def test_b64encode_equals_the_standard_library(data: bytes, copies: int, prefix: str) -> None:
+    payload = data * copies
+    assert imaging.b64encode(payload, prefix) == prefix + base64.b64encode(payload).decode()
+
+
+def test_per_slice_temporaries_stay_below_the_mmap_threshold() -> None:
+    """A temporary at or above the threshold is a fresh mapping, faulted in page by page for every slice."""
+    from mediagate import allocator
+    assert asciistr.CHECK_SLICE_BYTES < allocator.MMAP_THRESHOLD_BYTES
+    assert len(jsonbody.dumps("a" * jsonbody.SLICE_CHARS)) < allocator.MMAP_THRESHOLD_BYTES
+    assert imaging.B64_SLICE_BYTES % 3 == 0
+    assert 4 * imaging.B64_SLICE_BYTES // 3 < allocator.MMAP_THRESHOLD_BYTES
