@@ -59,8 +59,9 @@ async def deliver_one(rt: Runtime, req: Canonical, provider: Provider, target: T
     data, b64 = await _bytes_of(rt, provider, target, out)
     try:
         if b64 is not None:
-            info = (imaging.identify_b64(b64, True) if len(b64) <= INLINE_B64_CHARS
-                    else await asyncio.to_thread(imaging.identify_b64, b64, True))
+            info = (imaging.identify_b64_quick(b64, True) or
+                    (imaging.identify_b64(b64, True) if len(b64) <= INLINE_B64_CHARS
+                     else await asyncio.to_thread(imaging.identify_b64, b64, True)))
         else:
             info = imaging.identify(data or b"", vector=True)
     except ImageError:

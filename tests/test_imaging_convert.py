@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from mediagate import imaging
 from mediagate.config import Settings
@@ -61,3 +61,23 @@ def test_the_avif_side_limit_setting_is_checked() -> None:
     for bad in ("0", str(imaging.AVIF_MAX_SIDE_LIMIT_PX + 1)):
         with pytest.raises(ValueError, match="MEDIAGATE_AVIF_MAX_SIDE_PX"):
             Settings.from_env({"MEDIAGATE_AVIF_MAX_SIDE_PX": bad})
+
+
+def test_the_quick_header_read_defers_to_the_full_one_when_the_header_lies_further_in() -> None:
+    """identify_b64_quick reads the first few KB inline; a PNG with a big text chunk before its pixels or
+    a JPEG behind a big EXIF block gives None there, and the full read still names it."""
+    im = Image.frombytes("RGB", (300, 200), os.urandom(300 * 200 * 3))
+    text = PngImagePlugin.PngInfo()
+    text.add_text("big", "x" * 20000)
+    cases = []
+    for fmt, extra in (("PNG", {"pnginfo": text}), ("JPEG", {"exif": b"Exif\x00\x00" + b"\x00" * 30000}), ("PNG", {})):
+        buf = io.BytesIO()
+        im.save(buf, fmt, **extra)
+        cases.append(base64.b64encode(buf.getvalue()).decode())
+    far_png, far_jpeg, plain = cases
+    want = {far_png: "png", far_jpeg: "jpeg", plain: "png"}
+    assert imaging.identify_b64_quick(far_png) is None and imaging.identify_b64_quick(far_jpeg) is None
+    assert imaging.identify_b64_quick(plain) == imaging.Info("png", 300, 200)
+    for b64, fmt in want.items():
+        assert imaging.identify_b64(b64) == imaging.Info(fmt, 300, 200)
+    assert imaging.identify_b64_quick("!!not base64!!" * 50) is None
