@@ -97,7 +97,7 @@ def join(pieces: "Iterable[bytes]", size: int) -> str:
     """The ASCII `pieces` (exactly `size` bytes together; the caller vouches they are ASCII, e.g. base64)
     as one str, each copied straight into the new string with the GIL free. No zeroed staging buffer: a
     `bytearray(size)` is zero-filled under the GIL, and on this VM filling 49 MB of fresh pages that way
-    stopped the whole gateway for ~50 ms (bench/memory.py, Replicate's 5 x 37 MB data-URL edit)."""
+    stopped the whole gateway for ~50 ms (bench/memory.py, the 5 x 37 MB data-URL edit)."""
     if not ENABLED or size < MIN_BYTES:
         text = b"".join(pieces)
         if len(text) != size:
