@@ -487,7 +487,7 @@ What bounds a request's memory, and what keeps big work off the event loop (issu
 - JSON bodies go to aiohttp as a sized payload whose big strings are encoded slice by slice while it is
   sent; JSON responses holding big strings are streamed the same way (no whole copy of a 168 MB
   answer ever exists). Upstream replies are gathered into one buffer that becomes bytes without a copy.
-- glibc's sliding mmap threshold is fixed at 256 KiB and `malloc_trim` runs every 5 s
+- glibc's sliding mmap threshold is fixed at 2 MiB (lower costs page faults on every big string; higher fragments the heap) and `malloc_trim` runs every 5 s
   (engine/allocator.py), so RSS comes back after a burst instead of staying at its peak.
 - A streamed answer yields to the loop after each slice (a server's send does not while the socket takes
   the bytes), and a request keeps its admission place until its answer's last byte is sent.

@@ -24,9 +24,9 @@ from mediagate import asciistr
 
 JSON_INLINE_BYTES = 1024 * 1024     # bodies up to this are (de)serialised inline: cheaper than a thread hop
 BIG_STRING_CHARS = 256 * 1024       # strings longer than this are moved slice by slice
-SLICE_CHARS = 192 * 1024            # one slice: well under 1 ms of GIL held at a time, and its encoding stays
-                                    # below allocator.MMAP_THRESHOLD_BYTES (heap, not a fresh mapping per slice:
-                                    # 16.8 MB of base64 sliced took 16 ms in 1 MiB slices, 9 ms in these)
+SLICE_CHARS = 192 * 1024            # one slice: well under 1 ms of GIL held at a time, and the ~6x its length
+                                    # orjson reserves for the encoding stays below allocator.MMAP_THRESHOLD_BYTES
+                                    # (heap, not a fresh mapping faulted in page by page for every slice)
 T = TypeVar("T")
 # Work that holds the GIL (JSON, base64, in slices) runs on one thread: more threads could not run it in
 # parallel anyway, and each extra one contending for the GIL delays the event loop's turn (measured: four
