@@ -129,12 +129,12 @@ def b64encode(data: bytes, prefix: str = "") -> str:
     """`prefix` + base64 of `data`, a slice at a time straight into the string (engine/asciistr.py): the GIL
     is free between slices and while each is copied, and the string is the only whole copy."""
     view = memoryview(data)
-    head = prefix.encode("utf-8")
-    if not prefix.isascii():   # never in practice (a data: URL's media type); kept correct all the same
-        return prefix + asciistr.join((binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False)
-                                      for i in range(0, len(data), B64_SLICE_BYTES)), 4 * ((len(data) + 2) // 3))
     pieces = (binascii.b2a_base64(view[i:i + B64_SLICE_BYTES], newline=False) for i in range(0, len(data), B64_SLICE_BYTES))
-    return asciistr.join(itertools.chain((head,), pieces), len(head) + 4 * ((len(data) + 2) // 3))
+    size = 4 * ((len(data) + 2) // 3)
+    if not prefix.isascii():   # never in practice (a data: URL's media type); kept correct all the same
+        return prefix + asciistr.join(pieces, size)
+    head = prefix.encode("ascii")
+    return asciistr.join(itertools.chain((head,), pieces), len(head) + size)
 
 
 def b64decode(text: str) -> bytes:

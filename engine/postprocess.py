@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from mediagate import errormap, fanout, history, imaging, jsonbody, media, metrics
+from mediagate import errormap, fanout, history, imaging, jsonbody, media, metrics, upstream
 from mediagate.canonical import Canonical, adjustment
 from mediagate.extract import RawOutput
 from mediagate.imaging import ImageError, Info
@@ -26,15 +25,7 @@ INLINE_B64_CHARS = 256 * 1024     # below this, reading an image header costs le
 # the GIL, so more at once gain no speed but each holds its decoded pixels and the encoder's buffers (~15 MB
 # at 1024x1024): six at once on one CPU were ~100 MB more at the peak of 200 concurrent WebP requests.
 CONVERSION_SLOTS = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-_conversions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
-
-
-def _conversion_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()   # one gateway per loop (tests run several, each in its own)
-    slots = _conversions.get(loop)
-    if slots is None:
-        slots = _conversions[loop] = asyncio.Semaphore(CONVERSION_SLOTS)
-    return slots
+_conversion_slots = upstream.LoopSlots(CONVERSION_SLOTS)
 
 
 @dataclass

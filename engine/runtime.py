@@ -37,7 +37,7 @@ class Runtime:
     job_finished: Any = None                # async (rt, job doc): a video job ended; charge it (mediagate.auth)
     health: Health = field(default_factory=Health)
     background: set[asyncio.Task[Any]] = field(default_factory=set)   # upstream cancels in flight
-    reply_budget: ReplyBudget = field(default_factory=ReplyBudget)     # provider replies held until delivered
+    reply_budget: ReplyBudget = field(init=False)     # provider replies held until delivered (settings' cap)
 
     def __post_init__(self) -> None:
         self.fetch_policy = FetchPolicy.parse(self.settings.fetch_allow)

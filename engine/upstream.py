@@ -469,15 +469,23 @@ class Transport:
 BIG_REPLY_BYTES = 1024 * 1024       # a reply this big (or of unknown length) waits for one of the slots below
 BIG_REPLY_SLOTS = 4                 # big replies read and parsed at once, gateway-wide; the rest wait unread, in
                                     # their sockets (TCP pushes back on the provider), not in memory
-_big_replies: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+class LoopSlots:
+    """A gateway-wide cap of `n` at once, as one semaphore per running event loop (one gateway per loop:
+    tests run several, each in its own)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+    def __call__(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slots = self._by_loop.get(loop)
+        if slots is None:
+            slots = self._by_loop[loop] = asyncio.Semaphore(self.n)
+        return slots
 
 
-def _big_reply_slots() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()  # one gateway per loop (tests run several, each in its own)
-    slots = _big_replies.get(loop)
-    if slots is None:
-        slots = _big_replies[loop] = asyncio.Semaphore(BIG_REPLY_SLOTS)
-    return slots
+_big_reply_slots = LoopSlots(BIG_REPLY_SLOTS)
 
 
 async def read_reply(resp: aiohttp.ClientResponse, skip: frozenset[str] = frozenset()) -> UpstreamReply:
